@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+"""Seed shim: `python sft/prepare_data.py outputs/*.jsonl --output-dir data/sft --val-split 0.1` -> `sftkit prepare`.
+
+Same arguments as the seed (`--prompt-key`, `--response-key` too), plus sftkit's (`--split-by`, `--seed`, `--strict`).
+Note: the split is now by problem (prompt) by default; `--split-by row` gives the seed's plain row split.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    from sftkit.prepare import main
+except ImportError:  # a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from sftkit.prepare import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:], prog=sys.argv[0]))

@@ -1,0 +1,128 @@
+"""Training/validation files -> tokenized examples (`input_ids`, `labels`) as a `datasets.Dataset`.
+
+Reads Parquet (what `prepare`/`filter` write) and JSONL; bad rows are counted and shown with their location,
+missing columns are an error that lists the columns found. Tokenization is batched; the labels come from
+`labels.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sftkit.errors import SftkitError
+from sftkit.labels import Encoder, TruncationStats, frame
+from sftkit.rows import RowReport, expand_inputs, iter_rows
+
+BATCH = 1024
+
+
+@dataclass
+class Rows:
+    ids: list = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+
+
+def file_columns(path: Path) -> list[str]:
+    """Column names: the Parquet schema, or the keys of the first JSON object of a JSONL file."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).schema_arrow.names
+        except Exception as exc:  # pyarrow raises several types for unreadable files
+            raise SftkitError(f"{path}: cannot read as Parquet ({exc})") from None
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                return list(row)
+    return []
+
+
+def pick_keys(path: Path, prompt_key: str, response_key: str) -> tuple[str, str]:
+    """Check the columns; the seed's files have `generated_solution`, and a file with `response` and none of that
+    name is accepted (logged)."""
+    columns = file_columns(path)
+    if not columns:
+        return prompt_key, response_key  # empty file: counted by the row reader
+    if prompt_key not in columns:
+        raise SftkitError(f"{path}: no column {prompt_key!r} for the prompt (columns found: {', '.join(columns)}). "
+                          "Set data.prompt_key=<column>.")
+    if response_key in columns:
+        return prompt_key, response_key
+    if response_key == "generated_solution" and "response" in columns:
+        print(f"note: {path} has no 'generated_solution' column; using its 'response' column")
+        return prompt_key, "response"
+    raise SftkitError(f"{path}: no column {response_key!r} for the response (columns found: {', '.join(columns)}). "
+                      "Set data.response_key=<column>.")
+
+
+def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: bool = False) -> tuple[Rows, RowReport]:
+    report = RowReport(strict=strict)
+    files = expand_inputs(patterns, report, suffixes=(".parquet", ".jsonl", ".json"))
+    if not files:
+        raise SftkitError(f"no data file found for {patterns}:\n{report.summary()}")
+    rows = Rows()
+    for path in files:
+        p_key, r_key = pick_keys(path, prompt_key, response_key)
+        for _, line, row in iter_rows([path], report, required=(p_key, r_key)):
+            rows.ids.append(row.get("id", f"{path.name}:{line}"))
+            rows.prompts.append(row[p_key])
+            rows.responses.append(row[r_key])
+    return rows, report
+
+
+def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: str):
+    """Rows -> {"input_ids", "labels"} lists and truncation stats. Batched through the fast tokenizer."""
+    tok = encoder.tokenizer
+    out = {"input_ids": [], "labels": []}
+    stats = TruncationStats()
+    for start in range(0, len(rows.prompts), BATCH):
+        end = start + BATCH
+        if encoder.chat:
+            texts = [encoder._render([{"role": "user", "content": p}], True) for p in rows.prompts[start:end]]
+            prompts = tok(texts, add_special_tokens=False)["input_ids"]
+        else:
+            prompts = tok(rows.prompts[start:end], add_special_tokens=True)["input_ids"]
+        responses = tok([encoder.response_prefix + r for r in rows.responses[start:end]],
+                        add_special_tokens=False)["input_ids"]
+        for ex_id, p, r in zip(rows.ids[start:end], prompts, responses):
+            example = frame(p, r + encoder.end_ids, max_length, truncation, ex_id)
+            if example is None:
+                stats.dropped += 1
+                stats.dropped_ids.append(ex_id)
+                continue
+            stats.truncated += example.truncated
+            out["input_ids"].append(example.input_ids)
+            out["labels"].append(example.labels)
+    return out, stats
+
+
+def build_dataset(patterns: list[str], encoder: Encoder, prompt_key: str, response_key: str,
+                  max_length: int | None, truncation: str, strict: bool = False, name: str = "train"):
+    """Files -> datasets.Dataset of examples, with a printed summary of bad rows and truncation.
+    A validation set with no row (`prepare --val-split 0`) gives None: no validation."""
+    from datasets import Dataset
+
+    rows, report = read_rows(patterns, prompt_key, response_key, strict)
+    if not rows.prompts:
+        if name == "val" and set(report.bad) <= {"empty file"}:
+            print(f"[val] {patterns} hold no row: no validation")
+            return None, report, None
+        raise SftkitError(f"[{name}] no usable row in {patterns}:\n{report.summary()}")
+    columns, stats = tokenize(rows, encoder, max_length, truncation)
+    if report.n_bad:
+        print(f"[{name}] {report.summary()}")
+    if stats.truncated or stats.dropped:
+        print(f"[{name}] {stats.truncated} examples truncated to max_length={max_length} ({truncation}); "
+              f"{stats.dropped} dropped with no response token left (first ids: {stats.dropped_ids[:5]})")
+    if not columns["input_ids"]:
+        raise SftkitError(f"[{name}] every example was dropped by truncation: raise data.max_length "
+                          f"(now {max_length}) or use data.truncation=left.")
+    return Dataset.from_dict(columns), report, stats

@@ -1,0 +1,131 @@
+"""What a run reports (SPEC §6): console line + progress bar, `metrics.jsonl`, `loss.png`; MFU and peak memory.
+
+Keys of a training row in metrics.jsonl: step, epoch, loss, learning_rate, grad_norm, tokens_per_second,
+padding_fraction, eta_seconds (+ mfu, peak_memory_gib on GPU). Validation rows: step, val_loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+TRAIN_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second", "padding_fraction",
+              "eta_seconds", "mfu", "peak_memory_gib")
+
+# Dense bf16 peak FLOP/s per GPU (no sparsity), by a substring of torch.cuda.get_device_name().
+PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
+              "A10G": 125e12, "L4": 121e12, "4090": 165e12, "B200": 2250e12}
+
+
+def peak_flops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+
+def flops_per_token(n_params: int, n_layers: int, hidden: int, seq_len: float) -> float:
+    """Training FLOPs per token: 6N for the matmuls (forward + backward) + 12·L·H·S for attention scores/values
+    (PaLM appendix B), with S the mean sequence length actually attended over."""
+    return 6 * n_params + 12 * n_layers * hidden * seq_len
+
+
+class StepCounter:
+    """Tokens seen since the last log: real (non-padding), padded (what the kernels computed), sequences."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.real = self.padded = self.sequences = self.attended = 0
+        self.start = time.perf_counter()
+
+    def add(self, real: int, padded: int, sequences: int, attended: float):
+        self.real += real
+        self.padded += padded
+        self.sequences += sequences
+        self.attended += attended
+
+
+def fmt(key: str, value) -> str:
+    if isinstance(value, float):
+        if key in ("learning_rate",):
+            return f"{key}={value:.3e}"
+        return f"{key}={value:.4g}"
+    return f"{key}={value}"
+
+
+class MetricsCallback(TrainerCallback):
+    """Console lines under a progress bar, metrics.jsonl, and loss.png at the end. Rank 0 only."""
+
+    def __init__(self, output_dir: str):
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.bar = None
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        from tqdm.auto import tqdm
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        if "eval_loss" in logs:
+            row = {"step": state.global_step, "val_loss": logs["eval_loss"]}
+            line = f"step {state.global_step}/{state.max_steps} val_loss={logs['eval_loss']:.4f}"
+        elif "loss" in logs:
+            row = {"step": state.global_step, **{k: logs[k] for k in TRAIN_KEYS[1:] if k in logs}}
+            parts = [fmt(k, v) for k, v in row.items() if k not in ("step",)]
+            line = f"step {state.global_step}/{state.max_steps} " + " ".join(parts)
+        else:
+            return
+        self.rows.append(row)
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        (self.bar.write if self.bar is not None else print)(line)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def plot_loss(metrics_path: str | Path, out_path: str | Path) -> Path | None:
+    """loss.png: train and validation loss against step, from metrics.jsonl."""
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    if not train and not val:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return Path(out_path)

@@ -1,0 +1,155 @@
+"""`SftkitTrainer`: TRL's SFTTrainer with sftkit's metrics and checkpoint layout.
+
+Kept from TRL/transformers: the training loop, loss (mean over the trained tokens of the whole optimizer step,
+across micro-batches and ranks, via `num_items_in_batch`), collator, samplers, exact-resume data skipping.
+Replaced: checkpoint save/load (transformers' `checkpoint-N/` layout -> our `global_step_N/`, gathered to rank 0),
+and the logged numbers (tokens/s of real tokens, padding fraction, ETA, MFU, peak memory).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from trl import SFTTrainer
+
+from sftkit import __version__, checkpoint
+from sftkit.metrics import StepCounter, flops_per_token, peak_flops
+
+
+class SftkitTrainer(SFTTrainer):
+    def __init__(self, *args, resolved_config: dict, lora: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resolved_config = resolved_config
+        self.lora = lora
+        self.counter = StepCounter()
+        self.train_start = None
+        self.peak_flops = peak_flops()
+        self.trained_steps_this_run = 0
+
+    # ---- metrics -------------------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            ids = inputs["input_ids"]
+            if "attention_mask" in inputs:
+                mask = inputs["attention_mask"]
+                lengths = mask.sum(dim=1)
+                self.counter.add(int(lengths.sum()), ids.numel(), ids.shape[0], float((lengths.float() ** 2).sum()))
+            else:  # padding-free: one row of concatenated sequences, positions restart at 0 for each
+                starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
+                seqs = [b - a for a, b in zip(starts[:-1], starts[1:])]
+                self.counter.add(ids.shape[1], ids.shape[1], len(seqs), float(sum(s * s for s in seqs)))
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def _reduced_counts(self) -> tuple[float, float, float, float]:
+        c = self.counter
+        t = torch.tensor([c.real, c.padded, c.sequences, c.attended], dtype=torch.float64, device=self.args.device)
+        if checkpoint.distributed():
+            torch.distributed.all_reduce(t)
+        return tuple(t.tolist())
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        if "loss" in logs and self.model.training:
+            logs.update(self.speed_metrics())
+        super().log(logs, start_time)
+
+    def speed_metrics(self) -> dict:
+        real, padded, seqs, attended = self._reduced_counts()
+        elapsed = max(time.perf_counter() - self.counter.start, 1e-9)
+        self.counter.reset()
+        out = {"tokens_per_second": real / elapsed, "padding_fraction": 1 - real / padded if padded else 0.0}
+        now = time.perf_counter()
+        self.train_start = self.train_start or now - elapsed
+        done = max(self.trained_steps_this_run, 1)
+        remaining = self.state.max_steps - self.state.global_step
+        out["eta_seconds"] = (now - self.train_start) / done * remaining
+        if torch.cuda.is_available():
+            out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            if self.peak_flops and real:
+                cfg = self.model.config
+                mean_attended = attended / real  # token-weighted mean sequence length
+                n_params = sum(p.numel() for p in self.model.parameters())
+                flops = flops_per_token(n_params, cfg.num_hidden_layers, cfg.hidden_size, mean_attended) * real
+                world = torch.distributed.get_world_size() if checkpoint.distributed() else 1
+                out["mfu"] = flops / elapsed / (self.peak_flops * world)
+        return out
+
+    def _maybe_log_save_evaluate(self, *args, **kwargs):
+        self.trained_steps_this_run += 1 if self.accelerator.sync_gradients else 0
+        return super()._maybe_log_save_evaluate(*args, **kwargs)
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial=None) -> None:
+        self.save_sftkit_checkpoint(f"global_step_{self.state.global_step}")
+
+    def save_sftkit_checkpoint(self, name: str):
+        """Every rank gathers; rank 0 writes `name` atomically, updates `latest`, prunes old ones."""
+        model_sd = checkpoint.trained_state_dict(self.model, self.lora)
+        optim_sd = checkpoint.gather_optimizer(self.model, self.optimizer) if self.optimizer is not None else {}
+        rngs = checkpoint.all_rng_states()
+        need = checkpoint.tensor_bytes(model_sd) + checkpoint.tensor_bytes(optim_sd)
+        problem = checkpoint.broadcast(
+            checkpoint.check_disk(self._output_root(), need) if self.is_world_process_zero() else None
+        )
+        if problem:
+            from sftkit.errors import SftkitError
+
+            raise SftkitError(problem)
+        path = None
+        if self.is_world_process_zero():
+            files = {
+                checkpoint.MODEL: model_sd,
+                checkpoint.OPTIM: optim_sd,
+                checkpoint.SCHED: self.lr_scheduler.state_dict() if self.lr_scheduler is not None else {},
+                checkpoint.STATE: self.train_state(rngs),
+                checkpoint.HF_STATE: self.state_json(),
+            }
+            path = checkpoint.write_checkpoint(self._output_root(), name, files)
+            checkpoint.prune(self._output_root(), self.args.max_ckpt_to_keep)
+        checkpoint.barrier()
+        return path
+
+    def _output_root(self):
+        from pathlib import Path
+
+        root = Path(self.args.output_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def train_state(self, rngs: list[dict]) -> dict:
+        return {
+            "global_step": self.state.global_step,
+            "epoch": self.state.epoch,
+            # Position in the data: Trainer's sampler is seeded by (seed, epoch), so global step + global batch
+            # determine exactly which examples come next.
+            "samples_seen": self.state.global_step * self.resolved_config["global_batch"],
+            "world_size": self.args.world_size,
+            "rng_states": rngs,
+            "config": self.resolved_config,
+            "sftkit_version": __version__,
+        }
+
+    def state_json(self) -> str:
+        import dataclasses
+        import json
+
+        return json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n"
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        checkpoint.load_model(model if model is not None else self.model, resume_from_checkpoint, self.lora)
+
+    def _load_optimizer_and_scheduler(self, checkpoint_dir):
+        if checkpoint_dir is None:
+            return
+        checkpoint.load_optimizer(self.model, self.optimizer, checkpoint_dir)
+        sched = torch.load(f"{checkpoint_dir}/{checkpoint.SCHED}", map_location="cpu", weights_only=False)
+        if sched and self.lr_scheduler is not None:
+            self.lr_scheduler.load_state_dict(sched)
+
+    def _load_rng_state(self, checkpoint_dir):
+        if checkpoint_dir is None:
+            return
+        states = checkpoint.load_state(checkpoint_dir)["rng_states"]
+        # Same world size: each rank its own state. Another world size: rank r takes state r mod saved ranks
+        # (dropout masks differ from the original run then; the data order does not depend on these states).
+        checkpoint.set_rng_state(states[self.args.process_index % len(states)])
