@@ -145,11 +145,20 @@ class SftkitConfig(SFTConfig):
     )
 
     def __post_init__(self):
+        if not self.use_cpu and not accelerator_available():
+            # Without it transformers treats a 2-process CPU launch (torchrun / accelerate) as not distributed.
+            self.use_cpu = True
         if self.bf16 is None:  # TRL would turn bf16 on everywhere, which fails on a CPU
             self.bf16 = bf16_supported() and not self.fp16
         if self.gradient_checkpointing is not None:  # our alias: silence the upstream deprecation warning
             self.activation_checkpointing, self.gradient_checkpointing = self.gradient_checkpointing, None
         super().__post_init__()
+
+
+def accelerator_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 def bf16_supported() -> bool:

@@ -191,6 +191,8 @@ def validate(r: Resolved) -> None:
                 f"Use a train_batch_size that is a multiple of {per_step}, or change the micro batch."
             )
         r.train.gradient_accumulation_steps = accum
+    if r.model.dtype != "auto":  # explicit precision wins over bf16's hardware default
+        r.train.bf16 = r.model.dtype == "bfloat16"
     if r.data.val_files is None:
         r.data.val_files = list(r.data.train_files)
     if r.train.ulysses_sequence_parallel_size != 1:

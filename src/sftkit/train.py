@@ -105,7 +105,8 @@ def build_data(r: Resolved, tokenizer):
     return train, val
 
 
-def run(r: Resolved) -> Path:
+def run(r: Resolved, callbacks=()):
+    """Train as configured; returns the trainer (its model is the in-memory model at the end of training)."""
     from transformers import set_seed
 
     from sftkit import modeling, resume
@@ -126,9 +127,11 @@ def run(r: Resolved) -> Path:
     set_seed(t.seed)
     model = modeling.load_model(m.model_name_or_path, attn, t.bf16, m.use_liger, t.trust_remote_code)
     trainer = make_trainer(r, model, tokenizer, train_ds, val_ds)
-    trainer.add_callback(MetricsCallback(t.output_dir))
+    for cb in [MetricsCallback(t.output_dir), *callbacks]:
+        trainer.add_callback(cb)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    return finish(r, trainer, val_ds)
+    finish(r, trainer, val_ds)
+    return trainer
 
 
 def make_trainer(r: Resolved, model, tokenizer, train_ds, val_ds):

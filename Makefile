@@ -1,0 +1,70 @@
+# sftkit — `make demo` and `make test` are the two commands to start with (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is chosen deliberately: the small CPU wheel where there is no NVIDIA GPU (CI, laptops), otherwise pip's
+# default CUDA build. Override with e.g. `make test TORCH='torch==2.13.0'` or `TORCH='torch>=2.6'`.
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.6' || echo 'torch==2.13.0')
+RECIPE ?= tiny
+ACCEL ?=
+ARGS ?=
+INPUT ?= data/sample/solutions_*.jsonl
+METADATA ?= data/sample/metadata.jsonl
+OUT ?= data/sft
+FILTER ?= 1
+VAL_SPLIT ?= 0.1
+PYTEST_ARGS ?=
+# `make train ACCEL=fsdp4` launches through accelerate with accelerate_configs/fsdp4.yaml; empty = one process.
+LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs/$(ACCEL).yaml -m sftkit.train,$(BIN)/sftkit train)
+# The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
+TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
+
+.PHONY: install demo test tiny prepare train lora bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/.installed
+
+runs/tiny-model/config.json: $(BIN)/.installed
+	$(BIN)/sftkit tiny-model runs/tiny-model
+
+tiny: runs/tiny-model/config.json
+
+$(OUT)/train.parquet: $(BIN)/.installed
+	$(MAKE) --no-print-directory prepare
+
+# The seed's Option B (filter correct solutions, then split by problem); FILTER=0 gives Option A (all solutions).
+prepare: $(BIN)/.installed
+ifeq ($(FILTER),1)
+	$(BIN)/sftkit filter --solutions-file $(INPUT) --metadata-file $(METADATA) --save-correct $(OUT)/correct_solutions.parquet
+	$(BIN)/sftkit prepare $(OUT)/correct_solutions.parquet --output-dir $(OUT) --val-split $(VAL_SPLIT)
+else
+	$(BIN)/sftkit prepare $(INPUT) --output-dir $(OUT) --val-split $(VAL_SPLIT)
+endif
+
+train: $(BIN)/.installed $(TINY_DEPS)
+	$(LAUNCH) --config recipes/$(RECIPE).yaml $(ARGS)
+
+lora: $(BIN)/.installed $(TINY_DEPS)
+	$(LAUNCH) --config recipes/$(RECIPE)-lora.yaml $(ARGS)
+
+demo: $(BIN)/.installed
+	$(BIN)/python scripts/demo.py
+
+test: $(BIN)/.installed
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed runs/tiny-model/config.json
+	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests scripts benchmarks sft evaluation
+
+clean:
+	rm -rf runs $(OUT) .pytest_cache
