@@ -186,18 +186,14 @@ def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 def find_latest(output_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint: the `latest` file if it points at one, else the highest step found."""
+    """The newest complete checkpoint, by global step (global_step_final wins a tie). Not just `latest`: a crash
+    between the rename of a new checkpoint and the update of `latest` leaves a newer complete one behind it."""
     out = Path(output_dir)
-    pointer = out / "latest"
-    if pointer.is_file():
-        candidate = out / pointer.read_text().strip()
-        if is_complete(candidate):
-            return candidate
-    found = numbered_checkpoints(out)
+    found = [(step_of(p), 0, p) for p in numbered_checkpoints(out)]
     final = out / "global_step_final"
-    if is_complete(final) and (not found or load_state(final)["global_step"] >= step_of(found[-1])):
-        return final
-    return found[-1] if found else None
+    if is_complete(final):
+        found.append((load_state(final)["global_step"], 1, final))
+    return max(found)[2] if found else None
 
 
 def prune(output_dir: str | Path, keep: int | None) -> list[Path]:

@@ -1,0 +1,54 @@
+"""Shared by the training/checkpoint tests: a tiny model and prepared sample data, built once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from sftkit import prepare, tiny
+from sftkit.resolve import resolve
+from sftkit.train import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_assets(base: Path) -> dict[str, Path]:
+    model = tiny.write_tiny_model(base / "tiny-model")
+    data = base / "data"
+    sample = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
+    assert prepare.main([*sample, "--output-dir", str(data), "--val-split", "0.1"]) == 0
+    return {"model": model, "train": data / "train.parquet", "val": data / "val.parquet"}
+
+
+def overrides(assets: dict, out: Path, **extra) -> list[str]:
+    """A fast, deterministic CPU run: fp32, sequential-free defaults of the tiny recipe, console logging only."""
+    base = {
+        "model_name_or_path": assets["model"], "train_files": f"[{assets['train']}]", "val_files": f"[{assets['val']}]",
+        "output_dir": out, "max_length": 256, "per_device_train_batch_size": 4, "train_batch_size": 8,
+        "learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "max_steps": 6,
+        "logging_steps": 1, "eval_steps": 3, "save_steps": 3, "seed": 7, "logger": "console",
+        "per_device_eval_batch_size": 16, "dataloader_num_workers": 0,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def train(assets: dict, out: Path, callbacks=(), environ=None, **extra):
+    return run(resolve(None, overrides(assets, out, **extra), environ=environ or {}), callbacks=callbacks)
+
+
+def losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def model_pt(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_state(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)

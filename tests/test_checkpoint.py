@@ -1,0 +1,199 @@
+"""Checkpoints (SPEC §5): exact resume, refusal of another run's checkpoint, crashes and full disks mid-save,
+pruning, global_step_0, export."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from sftkit import checkpoint, export
+from sftkit.errors import SftkitError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("ckpt-assets"))
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterSave(TrainerCallback):
+    """Simulates a pre-emption right after the checkpoint of `step` is written."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_resume_gives_the_same_losses_and_weights(assets, tmp_path, lora):
+    extra = {"lora_rank": 4, "lora_alpha": 8, "learning_rate": 1e-2} if lora else {}
+    straight = tmp_path / "straight"
+    train(assets, straight, **extra)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        train(assets, resumed, callbacks=[CrashAfterSave(3)], **extra)
+    assert (resumed / "latest").read_text().strip() == "global_step_3"
+    train(assets, resumed, resume_from_checkpoint="auto", **extra)
+    a, b = losses(straight), losses(resumed)
+    assert sorted(a) == sorted(b) == list(range(1, 7))
+    for step in a:
+        assert a[step] == pytest.approx(b[step], abs=1e-6), step
+    assert_same_state(model_pt(straight / "global_step_final"), model_pt(resumed / "global_step_final"))
+    optim_a = torch.load(straight / "global_step_final" / "optimizer.pt", weights_only=True)
+    optim_b = torch.load(resumed / "global_step_final" / "optimizer.pt", weights_only=True)
+    for key, state in optim_a["state"].items():
+        torch.testing.assert_close(state["exp_avg_sq"], optim_b["state"][key]["exp_avg_sq"], atol=1e-9, rtol=0)
+
+
+def test_resume_from_explicit_path_into_another_folder(assets, tmp_path):
+    first = tmp_path / "first"
+    with pytest.raises(Crash):
+        train(assets, first, callbacks=[CrashAfterSave(3)])
+    other = tmp_path / "other"
+    train(assets, other, resume_from_checkpoint=first / "global_step_3")
+    assert sorted(losses(other)) == [4, 5, 6]
+
+
+def test_checkpoint_of_another_run_is_refused_with_the_differences(assets, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(assets, out, callbacks=[CrashAfterSave(3)])
+    with pytest.raises(SftkitError) as err:
+        train(assets, out, resume_from_checkpoint="auto", max_length=128, learning_rate=5e-4)
+    assert "max_length: checkpoint 256 vs now 128" in str(err.value)
+    assert "learning_rate" in str(err.value) and "resume_ignore_mismatch" in str(err.value)
+    # The output folder, logger and resume settings are not compared; with the flag it goes on.
+    train(assets, out, resume_from_checkpoint="auto", max_length=128, resume_ignore_mismatch="true")
+    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
+
+
+def test_incomplete_checkpoint_is_refused(assets, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(assets, out, callbacks=[CrashAfterSave(3)])
+    (out / "global_step_3" / "optimizer.pt").unlink()
+    with pytest.raises(SftkitError, match="incomplete .*optimizer.pt"):
+        train(assets, out, resume_from_checkpoint=out / "global_step_3")
+
+
+def test_pruning_keeps_newest_and_final_and_save_initial(assets, tmp_path):
+    out = tmp_path / "run"
+    train(assets, out, max_steps=8, save_steps=2, max_ckpt_to_keep=2, save_initial="true")
+    names = sorted(p.name for p in out.glob("global_step_*"))
+    assert names == ["global_step_6", "global_step_8", "global_step_final"]  # 0, 2, 4 pruned after newer ones
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_save_initial_writes_step_zero(assets, tmp_path):
+    out = tmp_path / "run"
+    train(assets, out, max_steps=2, save_steps=0, save_initial="true")
+    state = checkpoint.load_state(out / "global_step_0")
+    assert state["global_step"] == 0
+    initial = AutoModelForCausalLM.from_pretrained(assets["model"]).state_dict()
+    saved = model_pt(out / "global_step_0")
+    torch.testing.assert_close(saved["model.embed_tokens.weight"], initial["model.embed_tokens.weight"])
+
+
+def test_full_disk_gives_a_clear_error_and_keeps_earlier_checkpoints(assets, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real = shutil.disk_usage
+
+    def fake_usage(path):
+        usage = real(path)
+        full = (out / "global_step_3").exists()
+        return usage._replace(free=1024 if full else usage.free)
+
+    monkeypatch.setattr(shutil, "disk_usage", fake_usage)
+    with pytest.raises(SftkitError, match="not enough disk space"):
+        train(assets, out)
+    assert checkpoint.is_complete(out / "global_step_3")
+    assert (out / "latest").read_text().strip() == "global_step_3"
+    assert not (out / "global_step_6").exists() and not list(out.glob(".tmp-*"))
+
+
+def test_write_error_mid_save_removes_the_partial_folder(tmp_path, monkeypatch):
+    checkpoint.write_checkpoint(tmp_path, "global_step_1", {"model.pt": {"w": torch.ones(2)}, "optimizer.pt": {},
+                                                              "scheduler.pt": {}, "train_state.pt": {}})
+    calls = []
+
+    def failing(obj, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        torch.save(obj, path)
+
+    monkeypatch.setattr(checkpoint, "_fsync_save", failing)
+    with pytest.raises(SftkitError, match="No space left on device.*Earlier checkpoints are intact"):
+        checkpoint.write_checkpoint(tmp_path, "global_step_2", {"model.pt": {}, "optimizer.pt": {}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["global_step_1", "latest"]
+    assert (tmp_path / "latest").read_text().strip() == "global_step_1"
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    from sftkit import checkpoint
+    target, point = int(sys.argv[1]), sys.argv[2]
+    real_save, real_text = checkpoint._fsync_save, checkpoint.write_atomic_text
+    calls = {"n": 0}
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+    def save(obj, path):
+        if path.parent.name == f".tmp-global_step_{target}":
+            calls["n"] += 1
+            if point == f"file{calls['n']}":
+                real_save(obj, path) if calls["n"] > 1 else None
+                die()
+        real_save(obj, path)
+    def text(path, content):
+        if point == "before-latest" and content.strip() == f"global_step_{target}":
+            die()
+        real_text(path, content)
+    checkpoint._fsync_save, checkpoint.write_atomic_text = save, text
+    from sftkit.train import main
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("point", ["file1", "file2", "file4", "before-latest"])
+def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(assets, tmp_path, point):
+    out = tmp_path / "run"
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    args = overrides(assets, out, max_steps=6, save_steps=2, eval_steps=0)
+    proc = subprocess.run([sys.executable, str(script), "4", point, *args], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert checkpoint.is_complete(out / "global_step_2")
+    done = checkpoint.is_complete(out / "global_step_4")  # killed after the rename: complete, `latest` still 2
+    assert done == (point == "before-latest")
+    assert not (out / "global_step_4").exists() or done
+    assert checkpoint.find_latest(out).name == ("global_step_4" if done else "global_step_2")
+    train(assets, out, max_steps=6, save_steps=2, eval_steps=0, resume_from_checkpoint="auto")
+    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
+
+
+def test_export_cli_of_a_numbered_checkpoint(assets, tmp_path):
+    out = tmp_path / "run"
+    train(assets, out, max_steps=2, save_steps=2, eval_steps=0)
+    target = tmp_path / "hf"
+    assert export.main([str(out / "global_step_2"), "--output", str(target)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(target)
+    assert_same_state({k: v for k, v in model.state_dict().items() if k in model_pt(out / "global_step_2")},
+                      model_pt(out / "global_step_2"))
+    assert export.main([str(tmp_path / "nope"), "--output", str(target)]) == 2
