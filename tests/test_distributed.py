@@ -1,0 +1,82 @@
+"""Multi-process training on CPU (2 processes over gloo), as launched by users: `accelerate launch` with
+accelerate_configs/cpu_ddp.yaml and `torchrun --nproc_per_node 2`. Same global batch -> same loss curve as one
+process; checkpoints resume across a change of world size (2 -> 1 -> 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _train_utils import ROOT, losses, make_assets, overrides
+
+from sftkit import checkpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("dist-assets"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(kind: str, args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    if kind == "accelerate":
+        cmd = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "accelerate_configs/cpu_ddp.yaml"),
+               "--main_process_port", str(free_port()), "-m", "sftkit.train", *args]
+    elif kind == "torchrun":
+        cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()),
+               "-m", "sftkit.train", *args]
+    else:
+        cmd = [sys.executable, "-m", "sftkit.train", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def common(assets, out, **extra):
+    # micro batch 4, global batch 8: one process accumulates 2 micro-batches, two processes 1 each.
+    return overrides(assets, out, max_steps=6, save_steps=2, eval_steps=3, **extra)
+
+
+def test_two_processes_match_one_and_resume_across_world_sizes(assets, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    launch("single", common(assets, one))
+    proc = launch("accelerate", common(assets, two))
+    assert "world_size: 2" in proc.stdout and "gradient_accumulation: 1" in proc.stdout
+    a, b = losses(one), losses(two)
+    assert sorted(a) == sorted(b) == list(range(1, 7))
+    for step in a:  # same examples per step, loss = mean over the step's trained tokens of both ranks
+        assert b[step] == pytest.approx(a[step], rel=1e-5), step
+    # Rank 0 alone writes: one line per step in metrics.jsonl, one rng state per rank in the checkpoint.
+    rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if "loss" in r]) == 6
+    assert len(checkpoint.load_state(two / "global_step_2")["rng_states"]) == 2
+    assert checkpoint.load_state(two / "global_step_2")["world_size"] == 2
+
+    # 2 -> 1: resume the 2-process checkpoint in one process (same global batch) ...
+    down = tmp_path / "down"
+    launch("single", common(assets, down, resume_from_checkpoint=two / "global_step_2"))
+    c = losses(down)
+    assert sorted(c) == [3, 4, 5, 6]
+    for step in c:
+        assert c[step] == pytest.approx(b[step], rel=1e-4), step
+    # ... and 1 -> 2 with torchrun.
+    up = tmp_path / "up"
+    launch("torchrun", common(assets, up, resume_from_checkpoint=down / "global_step_4"))
+    d = losses(up)
+    assert sorted(d) == [5, 6]
+    for step in d:
+        assert d[step] == pytest.approx(b[step], rel=1e-4), step
