@@ -28,10 +28,11 @@ def sample_generation(model_dir: Path, prompt: str) -> str:
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**ids, max_new_tokens=48, do_sample=False)
-    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=False)
+    return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=False)
 
 
 def main() -> None:
@@ -39,10 +40,27 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     step("build the offline tiny model", "sftkit", "tiny-model", "runs/tiny-model")
     sample = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "data/sample").glob("solutions_*.jsonl"))
-    step("keep the correct solutions (seed Option B, step 1)", "sftkit", "filter", "--solutions-file", *sample,
-         "--metadata-file", "data/sample/metadata.jsonl", "--save-correct", "data/sft/correct_solutions.parquet")
-    step("split by problem into train/val (step 2)", "sftkit", "prepare", "data/sft/correct_solutions.parquet",
-         "--output-dir", "data/sft", "--val-split", "0.1")
+    step(
+        "keep the correct solutions (seed Option B, step 1)",
+        "sftkit",
+        "filter",
+        "--solutions-file",
+        *sample,
+        "--metadata-file",
+        "data/sample/metadata.jsonl",
+        "--save-correct",
+        "data/sft/correct_solutions.parquet",
+    )
+    step(
+        "split by problem into train/val (step 2)",
+        "sftkit",
+        "prepare",
+        "data/sft/correct_solutions.parquet",
+        "--output-dir",
+        "data/sft",
+        "--val-split",
+        "0.1",
+    )
     step("full fine-tuning", "sftkit", "train", "--config", "recipes/tiny.yaml")
     step("LoRA fine-tuning", "sftkit", "train", "--config", "recipes/tiny-lora.yaml")
     print("\n=== checkpoints")

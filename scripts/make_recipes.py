@@ -1,22 +1,77 @@
-"""Regenerate the real-model recipes in recipes/ (one flat YAML per model/method). Usage: python scripts/make_recipes.py"""
+"""Regenerate the real-model recipes in recipes/ (one flat YAML per model/method).
+
+Usage: python scripts/make_recipes.py
+"""
 
 from pathlib import Path
 
 RECIPES = [  # name, model, hardware, accelerate config, micro batch, global batch, lr, act. ckpt, lora rank
-    ("qwen0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "1 GPU with 24 GB or more (A10G/L4/RTX 4090 and up)",
-     "single_gpu", 8, 64, "1.0e-5", "false", 0),
-    ("qwen0.5b-lora", "Qwen/Qwen2.5-0.5B-Instruct", "1 GPU with 16 GB or more", "single_gpu", 8, 64, "1.0e-4",
-     "false", 16),
-    ("qwen1.5b", "Qwen/Qwen2.5-1.5B-Instruct",
-     "1 node of 4 x 80 GB GPUs (H100/A100) with FSDP2; also fits one 80 GB GPU (ACCEL=single_gpu)",
-     "fsdp4", 4, 64, "1.0e-5", "true", 0),
-    ("qwen1.5b-lora", "Qwen/Qwen2.5-1.5B-Instruct", "1 GPU with 24 GB or more (LoRA, activation checkpointing)",
-     "single_gpu", 4, 64, "1.0e-4", "true", 16),
-    ("llama3b", "meta-llama/Llama-3.2-3B-Instruct",
-     "1 node of 4 x 80 GB GPUs (H100/A100) with FSDP2, as in the seed's multi-GPU example", "fsdp4", 2, 64,
-     "1.0e-5", "true", 0),
-    ("llama3b-lora", "meta-llama/Llama-3.2-3B-Instruct",
-     "2 GPUs with 40 GB or more (DDP), as in the seed's LoRA example", "ddp", 2, 64, "1.0e-4", "true", 16),
+    (
+        "qwen0.5b",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "1 GPU with 24 GB or more (A10G/L4/RTX 4090 and up)",
+        "single_gpu",
+        8,
+        64,
+        "1.0e-5",
+        "false",
+        0,
+    ),
+    (
+        "qwen0.5b-lora",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "1 GPU with 16 GB or more",
+        "single_gpu",
+        8,
+        64,
+        "1.0e-4",
+        "false",
+        16,
+    ),
+    (
+        "qwen1.5b",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "1 node of 4 x 80 GB GPUs (H100/A100) with FSDP2; also fits one 80 GB GPU (ACCEL=single_gpu)",
+        "fsdp4",
+        4,
+        64,
+        "1.0e-5",
+        "true",
+        0,
+    ),
+    (
+        "qwen1.5b-lora",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "1 GPU with 24 GB or more (LoRA, activation checkpointing)",
+        "single_gpu",
+        4,
+        64,
+        "1.0e-4",
+        "true",
+        16,
+    ),
+    (
+        "llama3b",
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "1 node of 4 x 80 GB GPUs (H100/A100) with FSDP2, as in the seed's multi-GPU example",
+        "fsdp4",
+        2,
+        64,
+        "1.0e-5",
+        "true",
+        0,
+    ),
+    (
+        "llama3b-lora",
+        "meta-llama/Llama-3.2-3B-Instruct",
+        "2 GPUs with 40 GB or more (DDP), as in the seed's LoRA example",
+        "ddp",
+        2,
+        64,
+        "1.0e-4",
+        "true",
+        16,
+    ),
 ]
 
 

@@ -25,11 +25,24 @@ def make_assets(base: Path) -> dict[str, Path]:
 def overrides(assets: dict, out: Path, **extra) -> list[str]:
     """A fast, deterministic CPU run: fp32, sequential-free defaults of the tiny recipe, console logging only."""
     base = {
-        "model_name_or_path": assets["model"], "train_files": f"[{assets['train']}]", "val_files": f"[{assets['val']}]",
-        "output_dir": out, "max_length": 256, "per_device_train_batch_size": 4, "train_batch_size": 8,
-        "learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "max_steps": 6,
-        "logging_steps": 1, "eval_steps": 3, "save_steps": 3, "seed": 7, "logger": "console",
-        "per_device_eval_batch_size": 16, "dataloader_num_workers": 0,
+        "model_name_or_path": assets["model"],
+        "train_files": f"[{assets['train']}]",
+        "val_files": f"[{assets['val']}]",
+        "output_dir": out,
+        "max_length": 256,
+        "per_device_train_batch_size": 4,
+        "train_batch_size": 8,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.1,
+        "max_steps": 6,
+        "logging_steps": 1,
+        "eval_steps": 3,
+        "save_steps": 3,
+        "seed": 7,
+        "logger": "console",
+        "per_device_eval_batch_size": 16,
+        "dataloader_num_workers": 0,
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

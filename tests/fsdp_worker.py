@@ -43,8 +43,9 @@ def main(model_dir: str, out: str) -> None:
     assert (len(msd) > 0) == (rank == 0), "full state gathered to rank 0 only (cpu_offload)"
     if rank == 0:
         assert all(t.device.type == "cpu" and not hasattr(t, "placements") for t in msd.values())
-        checkpoint.write_checkpoint(out, "global_step_1", {"model.pt": msd, "optimizer.pt": osd,
-                                                             "scheduler.pt": {}, "train_state.pt": {}})
+        checkpoint.write_checkpoint(
+            out, "global_step_1", {"model.pt": msd, "optimizer.pt": osd, "scheduler.pt": {}, "train_state.pt": {}}
+        )
     dist.barrier()
     # Load into another sharding (root only) and compare the regathered tensors with what was saved.
     other = sharded(model_dir, per_layer=False)

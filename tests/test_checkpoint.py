@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 import torch
-from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
 from sftkit import checkpoint, export
 from sftkit.errors import SftkitError
 
@@ -128,8 +128,11 @@ def test_full_disk_gives_a_clear_error_and_keeps_earlier_checkpoints(assets, tmp
 
 
 def test_write_error_mid_save_removes_the_partial_folder(tmp_path, monkeypatch):
-    checkpoint.write_checkpoint(tmp_path, "global_step_1", {"model.pt": {"w": torch.ones(2)}, "optimizer.pt": {},
-                                                              "scheduler.pt": {}, "train_state.pt": {}})
+    checkpoint.write_checkpoint(
+        tmp_path,
+        "global_step_1",
+        {"model.pt": {"w": torch.ones(2)}, "optimizer.pt": {}, "scheduler.pt": {}, "train_state.pt": {}},
+    )
     calls = []
 
     def failing(obj, path):
@@ -176,8 +179,12 @@ def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(a
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     args = overrides(assets, out, max_steps=6, save_steps=2, eval_steps=0)
-    proc = subprocess.run([sys.executable, str(script), "4", point, *args], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, str(script), "4", point, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert checkpoint.is_complete(out / "global_step_2")
     done = checkpoint.is_complete(out / "global_step_4")  # killed after the rename: complete, `latest` still 2
@@ -194,6 +201,8 @@ def test_export_cli_of_a_numbered_checkpoint(assets, tmp_path):
     target = tmp_path / "hf"
     assert export.main([str(out / "global_step_2"), "--output", str(target)]) == 0
     model = AutoModelForCausalLM.from_pretrained(target)
-    assert_same_state({k: v for k, v in model.state_dict().items() if k in model_pt(out / "global_step_2")},
-                      model_pt(out / "global_step_2"))
+    assert_same_state(
+        {k: v for k, v in model.state_dict().items() if k in model_pt(out / "global_step_2")},
+        model_pt(out / "global_step_2"),
+    )
     assert export.main([str(tmp_path / "nope"), "--output", str(target)]) == 2

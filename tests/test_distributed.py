@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _train_utils import ROOT, losses, make_assets, overrides
 
+from _train_utils import ROOT, losses, make_assets, overrides
 from sftkit import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -34,11 +34,28 @@ def free_port() -> int:
 def launch(kind: str, args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     if kind == "accelerate":
-        cmd = [str(BIN / "accelerate"), "launch", "--config_file", str(ROOT / "accelerate_configs/cpu_ddp.yaml"),
-               "--main_process_port", str(free_port()), "-m", "sftkit.train", *args]
+        cmd = [
+            str(BIN / "accelerate"),
+            "launch",
+            "--config_file",
+            str(ROOT / "accelerate_configs/cpu_ddp.yaml"),
+            "--main_process_port",
+            str(free_port()),
+            "-m",
+            "sftkit.train",
+            *args,
+        ]
     elif kind == "torchrun":
-        cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()),
-               "-m", "sftkit.train", *args]
+        cmd = [
+            str(BIN / "torchrun"),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            "-m",
+            "sftkit.train",
+            *args,
+        ]
     else:
         cmd = [sys.executable, "-m", "sftkit.train", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
@@ -48,7 +65,7 @@ def launch(kind: str, args: list[str]) -> subprocess.CompletedProcess:
 
 def common(assets, out, **extra):
     # micro batch 4, global batch 8: one process accumulates 2 micro-batches, two processes 1 each.
-    return overrides(assets, out, max_steps=6, save_steps=2, eval_steps=3, **extra)
+    return overrides(assets, out, max_steps=6, save_steps=2, eval_steps=3, max_length=512, **extra)
 
 
 def test_two_processes_match_one_and_resume_across_world_sizes(assets, tmp_path):

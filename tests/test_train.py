@@ -6,8 +6,9 @@ import json
 
 import pytest
 import torch
-from _train_utils import ROOT, losses, make_assets, model_pt, train
 from transformers import AutoModelForCausalLM, TrainerCallback
+
+from _train_utils import ROOT, make_assets, model_pt, train
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,16 @@ def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
     assert {"global_step_4", "global_step_8", "global_step_final", "latest", "metrics.jsonl", "loss.png"} <= set(names)
     assert (out / "latest").read_text().strip() == "global_step_final"
     final = out / "global_step_final"
-    for f in ("model.pt", "optimizer.pt", "scheduler.pt", "train_state.pt", "huggingface/config.json",
-              "huggingface/model.safetensors", "huggingface/tokenizer.json", "huggingface/generation_config.json"):
+    for f in (
+        "model.pt",
+        "optimizer.pt",
+        "scheduler.pt",
+        "train_state.pt",
+        "huggingface/config.json",
+        "huggingface/model.safetensors",
+        "huggingface/tokenizer.json",
+        "huggingface/generation_config.json",
+    ):
         assert (final / f).is_file(), f
     state = torch.load(final / "train_state.pt", weights_only=False)
     assert state["global_step"] == 8 and state["config"]["global_batch"] == 8 and state["sftkit_version"]
@@ -34,8 +43,16 @@ def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "loss" in r]
     assert [r["step"] for r in train_rows] == list(range(1, 9))
-    for key in ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second", "padding_fraction",
-                "eta_seconds"):
+    for key in (
+        "step",
+        "epoch",
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "tokens_per_second",
+        "padding_fraction",
+        "eta_seconds",
+    ):
         assert key in train_rows[0], key
     assert 0 <= train_rows[0]["padding_fraction"] < 1 and train_rows[0]["tokens_per_second"] > 0
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6, 8]  # every eval_steps=3 and at the end
@@ -56,8 +73,9 @@ def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
 
 def test_lora_trains_only_adapters_and_merged_export(assets, tmp_path):
     out = tmp_path / "lora"
-    trainer = train(assets, out, max_steps=4, save_steps=0, lora_rank=4, lora_alpha=8, merge_lora="true",
-                    learning_rate=1e-2)
+    trainer = train(
+        assets, out, max_steps=4, save_steps=0, lora_rank=4, lora_alpha=8, merge_lora="true", learning_rate=1e-2
+    )
     saved = model_pt(out / "global_step_final")
     assert saved and all(".lora_" in k for k in saved)
     assert any(not torch.all(v == 0) for k, v in saved.items() if "lora_B" in k)  # B starts at zero: it moved
@@ -92,9 +110,20 @@ def test_loss_is_mean_over_trained_tokens_whatever_the_micro_batch(assets, tmp_p
     runs = {}
     for name, micro in (("1x8", 8), ("4x2", 2)):
         cb = GradNorms()
-        common = dict(max_steps=2, save_steps=0, eval_steps=0, val_files="[]", per_device_train_batch_size=micro,
-                      train_batch_size=8, train_sampling_strategy="sequential", optim="sgd", learning_rate=0.5,
-                      max_grad_norm=0, warmup_steps=0, lr_scheduler_type="constant")
+        common = dict(
+            max_steps=2,
+            save_steps=0,
+            eval_steps=0,
+            val_files="[]",
+            per_device_train_batch_size=micro,
+            train_batch_size=8,
+            train_sampling_strategy="sequential",
+            optim="sgd",
+            learning_rate=0.5,
+            max_grad_norm=0,
+            warmup_steps=0,
+            lr_scheduler_type="constant",
+        )
         trainer = train(assets, tmp_path / name, callbacks=[cb], **common)
         runs[name] = (cb.logs, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
     (logs_a, weights_a), (logs_b, weights_b) = runs["1x8"], runs["4x2"]

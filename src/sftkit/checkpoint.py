@@ -32,10 +32,15 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from sftkit import __version__
 from sftkit.errors import SftkitError
 
-MODEL, OPTIM, SCHED, STATE, HF_STATE = "model.pt", "optimizer.pt", "scheduler.pt", "train_state.pt", "trainer_state.json"
+MODEL, OPTIM, SCHED, STATE, HF_STATE = (
+    "model.pt",
+    "optimizer.pt",
+    "scheduler.pt",
+    "train_state.pt",
+    "trainer_state.json",
+)
 REQUIRED = (MODEL, OPTIM, SCHED, STATE)
 NUMBERED = re.compile(r"^global_step_(\d+)$")
 GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -108,9 +113,11 @@ def tensor_bytes(obj) -> int:
 def check_disk(folder: Path, need: int) -> str | None:
     free = shutil.disk_usage(folder).free
     if free < need * 1.05 + (64 << 20):
-        return (f"not enough disk space for a checkpoint in {folder}: it needs about {need / 2**30:.2f} GiB and "
-                f"{free / 2**30:.2f} GiB are free. Free some space, lower trainer.max_ckpt_to_keep, or point "
-                "trainer.default_local_dir (output_dir) at a larger disk. Earlier checkpoints are intact.")
+        return (
+            f"not enough disk space for a checkpoint in {folder}: it needs about {need / 2**30:.2f} GiB and "
+            f"{free / 2**30:.2f} GiB are free. Free some space, lower trainer.max_ckpt_to_keep, or point "
+            "trainer.default_local_dir (output_dir) at a larger disk. Earlier checkpoints are intact."
+        )
     return None
 
 

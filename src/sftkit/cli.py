@@ -10,7 +10,10 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "tiny-model": ("sftkit.tiny", "build the small deterministic offline model (Qwen2-style) used by the demo and tests"),
+    "tiny-model": (
+        "sftkit.tiny",
+        "build the small deterministic offline model (Qwen2-style) used by the demo and tests",
+    ),
     "prepare": ("sftkit.prepare", "JSONL solutions -> train.parquet / val.parquet (split by prompt by default)"),
     "filter": ("sftkit.grade", "keep only correct solutions (math-verify against the metadata answers)"),
     "inspect": ("sftkit.inspect", "dry run: resolved config, lengths, padding, examples with trained tokens marked"),

@@ -29,7 +29,8 @@ class ModelArguments:
         },
     )
     use_liger: bool = field(
-        default=False, metadata={"help": "Liger kernels (fused RMSNorm/RoPE/SwiGLU/cross-entropy) on GPU; needs liger-kernel."}
+        default=False,
+        metadata={"help": "Liger kernels (fused RMSNorm/RoPE/SwiGLU/cross-entropy) on GPU; needs liger-kernel."},
     )
     use_flash_attention: bool = field(
         default=False,
@@ -41,8 +42,10 @@ class ModelArguments:
     )
     lora_rank: int = field(
         default=0,
-        metadata={"help": "LoRA rank; 0 = full fine-tuning (verl: model.lora_rank; env LORA_RANK). "
-                  "Higher = more capacity and memory."},
+        metadata={
+            "help": "LoRA rank; 0 = full fine-tuning (verl: model.lora_rank; env LORA_RANK). "
+            "Higher = more capacity and memory."
+        },
     )
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha (env LORA_ALPHA); usually 2x rank."})
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA branch."})
@@ -61,7 +64,8 @@ class DataArguments:
     """Where the examples come from and how they are cut and batched."""
 
     train_files: list[str] | None = field(
-        default=None, metadata={"help": "Training Parquet/JSONL files or globs (verl: data.train_files; env TRAIN_FILE)."}
+        default=None,
+        metadata={"help": "Training Parquet/JSONL files or globs (verl: data.train_files; env TRAIN_FILE)."},
     )
     val_files: list[str] | None = field(
         default=None,
@@ -70,8 +74,10 @@ class DataArguments:
     prompt_key: str = field(default="prompt", metadata={"help": "Column holding the prompt."})
     response_key: str = field(
         default="generated_solution",
-        metadata={"help": "Column holding the response; a file with a 'response' column and none of this name "
-                  "is also accepted (logged)."},
+        metadata={
+            "help": "Column holding the response; a file with a 'response' column and none of this name "
+            "is also accepted (logged)."
+        },
     )
     truncation: str = field(
         default="right",
@@ -83,20 +89,26 @@ class DataArguments:
     )
     train_batch_size: int | None = field(
         default=None,
-        metadata={"help": "Global batch (verl: data.train_batch_size) = micro batch x processes x accumulation; "
-                  "gradient accumulation is derived from it. Default: micro batch x processes x "
-                  "gradient_accumulation_steps."},
+        metadata={
+            "help": "Global batch (verl: data.train_batch_size) = micro batch x processes x accumulation; "
+            "gradient accumulation is derived from it. Default: micro batch x processes x "
+            "gradient_accumulation_steps."
+        },
     )
     max_token_len_per_gpu: int | None = field(
         default=None,
-        metadata={"help": "Token budget per micro-batch (padded tokens); with use_dynamic_bsz=true micro-batches "
-                  "are formed by this budget instead of a fixed count."},
+        metadata={
+            "help": "Token budget per micro-batch (padded tokens); with use_dynamic_bsz=true micro-batches "
+            "are formed by this budget instead of a fixed count."
+        },
     )
     use_dynamic_bsz: bool = field(default=False, metadata={"help": "Token-budget micro-batches (see above)."})
     use_remove_padding: bool = field(
         default=False,
-        metadata={"help": "Padding-free batches (sequences concatenated, positions restarting per sequence); "
-                  "needs flash-attn or flex attention."},
+        metadata={
+            "help": "Padding-free batches (sequences concatenated, positions restarting per sequence); "
+            "needs flash-attn or flex attention."
+        },
     )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})
 
@@ -113,7 +125,8 @@ class SftkitConfig(SFTConfig):
     max_length: int | None = field(default=2048, metadata={"help": "Maximum tokens per example (seed: 2048)."})
     logging_steps: float = field(default=1, metadata={"help": "Log every N optimizer steps."})
     gradient_checkpointing: bool | None = field(
-        default=None, metadata={"help": "Alias of activation_checkpointing (verl: model.enable_gradient_checkpointing)."}
+        default=None,
+        metadata={"help": "Alias of activation_checkpointing (verl: model.enable_gradient_checkpointing)."},
     )
     activation_checkpointing: bool | None = field(
         default=False, metadata={"help": "Recompute activations in the backward pass (less memory, ~20%% slower)."}
@@ -129,8 +142,10 @@ class SftkitConfig(SFTConfig):
     # sftkit's own fields.
     logger: list[str] = field(
         default_factory=lambda: ["wandb"],
-        metadata={"help": "console, wandb, tensorboard (several allowed). The console always logs; wandb without "
-                  "credentials runs offline into the output folder and prints how to sync."},
+        metadata={
+            "help": "console, wandb, tensorboard (several allowed). The console always logs; wandb without "
+            "credentials runs offline into the output folder and prints how to sync."
+        },
     )
     project_name: str = field(default="sftkit", metadata={"help": "wandb project (verl: trainer.project_name)."})
     save_initial: bool = field(default=False, metadata={"help": "Also write global_step_0 before training."})

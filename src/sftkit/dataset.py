@@ -52,15 +52,19 @@ def pick_keys(path: Path, prompt_key: str, response_key: str) -> tuple[str, str]
     if not columns:
         return prompt_key, response_key  # empty file: counted by the row reader
     if prompt_key not in columns:
-        raise SftkitError(f"{path}: no column {prompt_key!r} for the prompt (columns found: {', '.join(columns)}). "
-                          "Set data.prompt_key=<column>.")
+        raise SftkitError(
+            f"{path}: no column {prompt_key!r} for the prompt (columns found: {', '.join(columns)}). "
+            "Set data.prompt_key=<column>."
+        )
     if response_key in columns:
         return prompt_key, response_key
     if response_key == "generated_solution" and "response" in columns:
         print(f"note: {path} has no 'generated_solution' column; using its 'response' column")
         return prompt_key, "response"
-    raise SftkitError(f"{path}: no column {response_key!r} for the response (columns found: {', '.join(columns)}). "
-                      "Set data.response_key=<column>.")
+    raise SftkitError(
+        f"{path}: no column {response_key!r} for the response (columns found: {', '.join(columns)}). "
+        "Set data.response_key=<column>."
+    )
 
 
 def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: bool = False) -> tuple[Rows, RowReport]:
@@ -79,9 +83,9 @@ def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: b
 
 
 def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: str):
-    """Rows -> {"input_ids", "labels"} lists and truncation stats. Batched through the fast tokenizer."""
+    """Rows -> {"input_ids", "labels", "length"} lists and truncation stats. Batched through the fast tokenizer."""
     tok = encoder.tokenizer
-    out = {"input_ids": [], "labels": []}
+    out = {"input_ids": [], "labels": [], "length": []}
     stats = TruncationStats()
     for start in range(0, len(rows.prompts), BATCH):
         end = start + BATCH
@@ -90,8 +94,9 @@ def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: s
             prompts = tok(texts, add_special_tokens=False)["input_ids"]
         else:
             prompts = tok(rows.prompts[start:end], add_special_tokens=True)["input_ids"]
-        responses = tok([encoder.response_prefix + r for r in rows.responses[start:end]],
-                        add_special_tokens=False)["input_ids"]
+        responses = tok([encoder.response_prefix + r for r in rows.responses[start:end]], add_special_tokens=False)[
+            "input_ids"
+        ]
         for ex_id, p, r in zip(rows.ids[start:end], prompts, responses):
             example = frame(p, r + encoder.end_ids, max_length, truncation, ex_id)
             if example is None:
@@ -101,11 +106,20 @@ def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: s
             stats.truncated += example.truncated
             out["input_ids"].append(example.input_ids)
             out["labels"].append(example.labels)
+            out["length"].append(len(example.input_ids))
     return out, stats
 
 
-def build_dataset(patterns: list[str], encoder: Encoder, prompt_key: str, response_key: str,
-                  max_length: int | None, truncation: str, strict: bool = False, name: str = "train"):
+def build_dataset(
+    patterns: list[str],
+    encoder: Encoder,
+    prompt_key: str,
+    response_key: str,
+    max_length: int | None,
+    truncation: str,
+    strict: bool = False,
+    name: str = "train",
+):
     """Files -> datasets.Dataset of examples, with a printed summary of bad rows and truncation.
     A validation set with no row (`prepare --val-split 0`) gives None: no validation."""
     from datasets import Dataset
@@ -120,9 +134,13 @@ def build_dataset(patterns: list[str], encoder: Encoder, prompt_key: str, respon
     if report.n_bad:
         print(f"[{name}] {report.summary()}")
     if stats.truncated or stats.dropped:
-        print(f"[{name}] {stats.truncated} examples truncated to max_length={max_length} ({truncation}); "
-              f"{stats.dropped} dropped with no response token left (first ids: {stats.dropped_ids[:5]})")
+        print(
+            f"[{name}] {stats.truncated} examples truncated to max_length={max_length} ({truncation}); "
+            f"{stats.dropped} dropped with no response token left (first ids: {stats.dropped_ids[:5]})"
+        )
     if not columns["input_ids"]:
-        raise SftkitError(f"[{name}] every example was dropped by truncation: raise data.max_length "
-                          f"(now {max_length}) or use data.truncation=left.")
+        raise SftkitError(
+            f"[{name}] every example was dropped by truncation: raise data.max_length "
+            f"(now {max_length}) or use data.truncation=left."
+        )
     return Dataset.from_dict(columns), report, stats

@@ -32,8 +32,10 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
 
     ckpt, output = Path(ckpt), Path(output)
     if not is_complete(ckpt):
-        raise SftkitError(f"{ckpt} is not a complete global_step_* checkpoint (needs model.pt, optimizer.pt, "
-                          "scheduler.pt, train_state.pt).")
+        raise SftkitError(
+            f"{ckpt} is not a complete global_step_* checkpoint (needs model.pt, optimizer.pt, "
+            "scheduler.pt, train_state.pt)."
+        )
     cfg = load_state(ckpt)["config"]
     base, trust = cfg["model_name_or_path"], cfg.get("trust_remote_code", False)
     state = torch.load(ckpt / MODEL, map_location="cpu", weights_only=True)
@@ -44,8 +46,10 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
         from peft import get_peft_model
 
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, trust_remote_code=trust)
-        model = get_peft_model(model, lora_config(cfg["lora_rank"], cfg["lora_alpha"], cfg.get("lora_dropout", 0.0),
-                                                  cfg["target_modules"]))
+        model = get_peft_model(
+            model,
+            lora_config(cfg["lora_rank"], cfg["lora_alpha"], cfg.get("lora_dropout", 0.0), cfg["target_modules"]),
+        )
         missing = set(state) - set(model.state_dict())
         if missing:
             raise SftkitError(f"{ckpt}/model.pt has weights this adapter does not: {sorted(missing)[:3]}...")
@@ -62,8 +66,10 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
         result = model.load_state_dict(state, strict=False)
         missing = [k for k in result.missing_keys if k not in getattr(model, "_tied_weights_keys", None) or []]
         if result.unexpected_keys or missing:
-            raise SftkitError(f"{ckpt}/model.pt does not match {base}: missing {missing[:3]}, "
-                              f"unexpected {result.unexpected_keys[:3]}")
+            raise SftkitError(
+                f"{ckpt}/model.pt does not match {base}: missing {missing[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}"
+            )
         model.tie_weights()
         try:
             model.generation_config = GenerationConfig.from_pretrained(base)
@@ -81,7 +87,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sftkit export", description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a global_step_* folder (global_step_500, global_step_final, ...)")
     p.add_argument("--output", required=True, help="folder to write the Hugging Face model (or LoRA adapter) to")
-    p.add_argument("--merge-lora", action="store_true", help="LoRA checkpoints: also write the merged model in OUTPUT/merged")
+    p.add_argument(
+        "--merge-lora", action="store_true", help="LoRA checkpoints: also write the merged model in OUTPUT/merged"
+    )
     return p
 
 

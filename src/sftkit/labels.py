@@ -66,7 +66,7 @@ class Encoder:
                 "turn followed by the assistant's answer, so prompt and response cannot be separated. Use a "
                 "standard chat template (tokenizer.chat_template) or a tokenizer without one."
             )
-        prefix, suffix = full[len(prompt):].split(_SENTINEL, 1)
+        prefix, suffix = full[len(prompt) :].split(_SENTINEL, 1)
         ids = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
         special = set(self.tokenizer.all_special_ids)
         for i, tok in enumerate(ids):
@@ -86,8 +86,9 @@ class Encoder:
     def response_ids(self, response: str) -> list[int]:
         return self.tokenizer(self.response_prefix + response, add_special_tokens=False)["input_ids"]
 
-    def encode(self, prompt: str, response: str, max_length: int | None = None, truncation: str = "right",
-               example_id=None) -> Encoded | None:
+    def encode(
+        self, prompt: str, response: str, max_length: int | None = None, truncation: str = "right", example_id=None
+    ) -> Encoded | None:
         """One example; None when truncation leaves no trained token (the caller counts it)."""
         p, r = self.prompt_ids(prompt), self.response_ids(response) + self.end_ids
         return frame(p, r, max_length, truncation, example_id)
@@ -103,7 +104,7 @@ def frame(p: list[int], r: list[int], max_length: int | None, truncation: str, e
                 "Raise data.max_length, or use data.truncation=right (cut the response) or left (cut the prompt)."
             )
         if truncation == "left":
-            p = p[max(0, len(p) - max(0, max_length - len(r))):]
+            p = p[max(0, len(p) - max(0, max_length - len(r))) :]
         p, r = p[:max_length], r[: max(0, max_length - len(p))]
     if not r:
         return None

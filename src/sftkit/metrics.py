@@ -13,12 +13,32 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-TRAIN_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_second", "padding_fraction",
-              "eta_seconds", "mfu", "peak_memory_gib")
+TRAIN_KEYS = (
+    "step",
+    "epoch",
+    "loss",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "padding_fraction",
+    "eta_seconds",
+    "mfu",
+    "peak_memory_gib",
+)
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), by a substring of torch.cuda.get_device_name().
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "H800": 989e12, "A100": 312e12, "A800": 312e12, "L40S": 362e12,
-              "A10G": 125e12, "L4": 121e12, "4090": 165e12, "B200": 2250e12}
+PEAK_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "H800": 989e12,
+    "A100": 312e12,
+    "A800": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+    "4090": 165e12,
+    "B200": 2250e12,
+}
 
 
 def peak_flops() -> float | None:

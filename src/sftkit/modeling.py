@@ -16,23 +16,29 @@ def check_model_path(name: str, trust_remote_code: bool = False):
     local = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or local.exists() or name.count("/") != 1
     if looks_local and not local.is_dir():
-        raise SftkitError(f"model path {name!r} does not exist. Build the offline demo model with "
-                          "`sftkit tiny-model runs/tiny-model`, or give a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct.")
+        raise SftkitError(
+            f"model path {name!r} does not exist. Build the offline demo model with "
+            "`sftkit tiny-model runs/tiny-model`, or give a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct."
+        )
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         how = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the hub"
-        raise SftkitError(f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, and {how} "
-                          f"({str(exc).splitlines()[0]}). Download it where you have network "
-                          "(`huggingface-cli download NAME`) or point model_name_or_path at a local folder.") from None
+        raise SftkitError(
+            f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, and {how} "
+            f"({str(exc).splitlines()[0]}). Download it where you have network "
+            "(`huggingface-cli download NAME`) or point model_name_or_path at a local folder."
+        ) from None
 
 
 def attention(use_flash: bool, requested: str | None) -> str:
     if use_flash or requested == "flash_attention_2":
         if importlib.util.find_spec("flash_attn") is None:
-            raise SftkitError("model.use_flash_attention=true but flash-attn is not installed: "
-                              "`pip install 'sftkit[gpu]'` (needs a CUDA GPU), or drop the option to use SDPA.")
+            raise SftkitError(
+                "model.use_flash_attention=true but flash-attn is not installed: "
+                "`pip install 'sftkit[gpu]'` (needs a CUDA GPU), or drop the option to use SDPA."
+            )
         return "flash_attention_2"
     return requested or "sdpa"
 
@@ -43,8 +49,10 @@ def check_liger(use_liger: bool) -> None:
     import torch
 
     if importlib.util.find_spec("liger_kernel") is None or not torch.cuda.is_available():
-        raise SftkitError("model.use_liger=true needs liger-kernel and a CUDA GPU (`pip install 'sftkit[gpu]'`); "
-                          "drop the option on CPU.")
+        raise SftkitError(
+            "model.use_liger=true needs liger-kernel and a CUDA GPU (`pip install 'sftkit[gpu]'`); "
+            "drop the option on CPU."
+        )
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
@@ -52,12 +60,16 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
     tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     if tok.eos_token_id is None and not getattr(tok, "chat_template", None):
-        raise SftkitError(f"the tokenizer of {name} has no EOS token and no chat template: the model could not "
-                          "learn to stop. Set tokenizer.eos_token (tokenizer_config.json) or use another tokenizer.")
+        raise SftkitError(
+            f"the tokenizer of {name} has no EOS token and no chat template: the model could not "
+            "learn to stop. Set tokenizer.eos_token (tokenizer_config.json) or use another tokenizer."
+        )
     if tok.pad_token_id is None:
         if tok.eos_token_id is None:
-            raise SftkitError(f"the tokenizer of {name} has neither a pad nor an EOS token; set pad_token in "
-                              "its tokenizer_config.json.")
+            raise SftkitError(
+                f"the tokenizer of {name} has neither a pad nor an EOS token; set pad_token in "
+                "its tokenizer_config.json."
+            )
         # Safe here: padding is masked by attention_mask and labels are -100 on padding (built in labels.py).
         tok.pad_token = tok.eos_token
         print(f"note: {name} has no pad token; padding with EOS ({tok.eos_token!r}), which is never trained")

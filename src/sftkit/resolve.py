@@ -56,8 +56,9 @@ def canonical(key: str, origin: str) -> str:
     if name in field_names() or name in SPLIT_KEYS or key in IGNORED_KEYS:
         return key if key in IGNORED_KEYS else name
     valid = sorted(field_names() | set(VERL_KEYS) | set(SPLIT_KEYS))
-    raise SftkitError(f"unknown config key {key!r} ({origin}).{closest(key, valid)} "
-                      "See `sftkit train --help` for every key.")
+    raise SftkitError(
+        f"unknown config key {key!r} ({origin}).{closest(key, valid)} See `sftkit train --help` for every key."
+    )
 
 
 def load_recipe(path: str) -> dict[str, tuple[Any, str]]:
@@ -191,14 +192,19 @@ def validate(r: Resolved) -> None:
                 f"Use a train_batch_size that is a multiple of {per_step}, or change the micro batch."
             )
         r.train.gradient_accumulation_steps = accum
+    if r.data.use_dynamic_bsz and not r.data.max_token_len_per_gpu:
+        raise SftkitError(
+            "data.use_dynamic_bsz=true needs data.max_token_len_per_gpu (tokens per micro-batch, "
+            "padding included), e.g. data.max_token_len_per_gpu=16384"
+        )
     if r.model.dtype != "auto":  # explicit precision wins over bf16's hardware default
         r.train.bf16 = r.model.dtype == "bfloat16"
     if r.data.val_files is None:
         r.data.val_files = list(r.data.train_files)
     if r.train.ulysses_sequence_parallel_size != 1:
         raise SftkitError(
-            "ulysses_sequence_parallel_size > 1 is not supported by sftkit's trainer yet: use FSDP "
-            "(accelerate_configs/fsdp*.yaml) with gradient checkpointing and use_remove_padding=true for long sequences."
+            "ulysses_sequence_parallel_size > 1 is not supported by sftkit's trainer yet: for long sequences use "
+            "FSDP (accelerate_configs/fsdp*.yaml) with activation checkpointing and use_remove_padding=true."
         )
     logger = {name.strip() for name in r.train.logger}
     unknown = logger - {"console", "wandb", "tensorboard", "none"}

@@ -10,9 +10,25 @@ from sftkit.errors import SftkitError
 # What shapes the training. Not compared: output folder, logger, resume settings, world size and micro batch
 # (a checkpoint resumes on any number of GPUs with the same global batch).
 SHAPING_KEYS = (
-    "model_name_or_path", "lora_rank", "lora_alpha", "target_modules", "train_files", "prompt_key", "response_key",
-    "max_length", "truncation", "global_batch", "learning_rate", "lr_scheduler_type", "warmup_steps",
-    "num_train_epochs", "max_steps", "weight_decay", "adam_beta1", "adam_beta2", "seed",
+    "model_name_or_path",
+    "lora_rank",
+    "lora_alpha",
+    "target_modules",
+    "train_files",
+    "prompt_key",
+    "response_key",
+    "max_length",
+    "truncation",
+    "global_batch",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "num_train_epochs",
+    "max_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "seed",
 )
 
 
@@ -27,18 +43,25 @@ def pick(setting: str | None, output_dir: str) -> Path | None:
         return found
     path = Path(setting)
     if not path.is_dir():
-        raise SftkitError(f"trainer.resume_from_checkpoint={setting}: no such checkpoint folder. "
-                          "Use a global_step_* folder or `auto` (newest complete one in the output folder).")
+        raise SftkitError(
+            f"trainer.resume_from_checkpoint={setting}: no such checkpoint folder. "
+            "Use a global_step_* folder or `auto` (newest complete one in the output folder)."
+        )
     if not is_complete(path):
         missing = [f for f in REQUIRED if not (path / f).is_file()]
-        raise SftkitError(f"checkpoint {path} is incomplete (missing {', '.join(missing)}): it was interrupted while "
-                          "being written or copied. Use an earlier one, or trainer.resume_from_checkpoint=auto.")
+        raise SftkitError(
+            f"checkpoint {path} is incomplete (missing {', '.join(missing)}): it was interrupted while "
+            "being written or copied. Use an earlier one, or trainer.resume_from_checkpoint=auto."
+        )
     return path
 
 
 def differences(saved: dict, current: dict) -> list[str]:
-    return [f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
-            for k in SHAPING_KEYS if saved.get(k) != current.get(k)]
+    return [
+        f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
+        for k in SHAPING_KEYS
+        if saved.get(k) != current.get(k)
+    ]
 
 
 def check_compatible(path: Path, current: dict, ignore: bool) -> dict:
@@ -46,8 +69,11 @@ def check_compatible(path: Path, current: dict, ignore: bool) -> dict:
     state = load_state(path)
     diffs = differences(state.get("config", {}), current)
     if diffs and not ignore:
-        raise SftkitError(f"checkpoint {path} comes from a different run:\n" + "\n".join(diffs) +
-                          "\nResume with the same settings, or set trainer.resume_ignore_mismatch=true to go on anyway.")
+        raise SftkitError(
+            f"checkpoint {path} comes from a different run:\n"
+            + "\n".join(diffs)
+            + "\nResume with the same settings, or set trainer.resume_ignore_mismatch=true to go on anyway."
+        )
     if diffs:
         print("resume: ignoring differences from the checkpoint's run:\n" + "\n".join(diffs))
     return state

@@ -72,8 +72,9 @@ def build_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0
     return model
 
 
-def write_tiny_model(out_dir: str | Path, template: str = "qwen2.5", hidden_size: int = 64, layers: int = 2,
-                     seed: int = 0) -> Path:
+def write_tiny_model(
+    out_dir: str | Path, template: str = "qwen2.5", hidden_size: int = 64, layers: int = 2, seed: int = 0
+) -> Path:
     out = Path(out_dir)
     tokenizer = build_tokenizer(template)
     model = build_model(tokenizer, hidden_size, layers, seed)
@@ -86,9 +87,13 @@ def write_tiny_model(out_dir: str | Path, template: str = "qwen2.5", hidden_size
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sftkit tiny-model", description=__doc__.split("\n\n")[0])
     p.add_argument("out_dir", help="folder to write (config.json, model.safetensors, tokenizer files)")
-    p.add_argument("--template", choices=sorted(TEMPLATES), default="qwen2.5",
-                   help="chat template: qwen2.5 (default system prompt, as Qwen2.5-Instruct), chatml (no system "
-                        "prompt), none (no chat template: prompt + response + EOS)")
+    p.add_argument(
+        "--template",
+        choices=sorted(TEMPLATES),
+        default="qwen2.5",
+        help="chat template: qwen2.5 (default system prompt, as Qwen2.5-Instruct), chatml (no system "
+        "prompt), none (no chat template: prompt + response + EOS)",
+    )
     p.add_argument("--hidden-size", type=int, default=64, help="hidden size (intermediate = 2x); default 64")
     p.add_argument("--layers", type=int, default=2, help="number of decoder layers; default 2")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights; same seed, same weights")

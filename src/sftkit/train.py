@@ -40,22 +40,24 @@ def show_config(r: Resolved) -> None:
     if not is_main():
         return
     t, d, m = r.train, r.data, r.model
+    method = f"LoRA rank {m.lora_rank} alpha {m.lora_alpha}" if m.lora_rank else "full fine-tuning"
+    scheduler = getattr(t.lr_scheduler_type, "value", t.lr_scheduler_type)
     lines = [
         "resolved config:",
-        f"  model: {m.model_name_or_path} ({'LoRA rank %d alpha %d' % (m.lora_rank, m.lora_alpha) if m.lora_rank else 'full fine-tuning'})",
+        f"  model: {m.model_name_or_path} ({method})",
         f"  train_files: {d.train_files}  val_files: {d.val_files}",
-        f"  keys: prompt={d.prompt_key} response={d.response_key}  max_length: {t.max_length} truncation: {d.truncation}",
+        f"  keys: prompt={d.prompt_key} response={d.response_key}  max_length: {t.max_length} "
+        f"truncation: {d.truncation}",
         f"  world_size: {r.world_size}  micro_batch_per_gpu: {t.per_device_train_batch_size}  "
         f"gradient_accumulation: {t.gradient_accumulation_steps}  global_batch: {r.global_batch}",
-        f"  lr: {t.learning_rate} scheduler: {getattr(t.lr_scheduler_type, 'value', t.lr_scheduler_type)} warmup: {t.warmup_steps}  epochs: {t.num_train_epochs} "
+        f"  lr: {t.learning_rate} scheduler: {scheduler} warmup: {t.warmup_steps}  epochs: {t.num_train_epochs} "
         f"max_steps: {t.max_steps}  seed: {t.seed}",
         f"  precision: {'bf16 mixed' if t.bf16 else 'fp32'}  attention: {m.attn_implementation or 'sdpa'}  "
         f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {d.use_remove_padding}",
         f"  output_dir: {t.output_dir}  save_steps: {t.save_steps}  eval_steps: {t.eval_steps}  logger: {t.logger}",
     ]
-    changed = {k: (v, r.sources[k]) for k, v in r.to_dict().items() if k in r.sources}
-    if changed:
-        lines.append("  set by recipe/env/overrides: " + ", ".join(f"{k}={v!r} [{o}]" for k, (v, o) in changed.items()))
+    resolved = r.to_dict()
+    lines += [f"  {k} = {resolved.get(k)!r}   [{origin}]" for k, origin in r.sources.items()]
     print("\n".join(lines), flush=True)
 
 
@@ -65,13 +67,18 @@ def setup_wandb(r: Resolved) -> None:
         return
     os.environ.setdefault("WANDB_PROJECT", r.train.project_name)
     os.environ.setdefault("WANDB_DIR", r.train.output_dir)
-    has_key = bool(os.environ.get("WANDB_API_KEY")) or Path("~/.netrc").expanduser().is_file() and \
-        "api.wandb.ai" in Path("~/.netrc").expanduser().read_text(errors="ignore")
+    has_key = (
+        bool(os.environ.get("WANDB_API_KEY"))
+        or Path("~/.netrc").expanduser().is_file()
+        and "api.wandb.ai" in Path("~/.netrc").expanduser().read_text(errors="ignore")
+    )
     if not has_key and os.environ.get("WANDB_MODE") not in ("offline", "disabled"):
         os.environ["WANDB_MODE"] = "offline"
         if is_main():
-            print(f"wandb: no credentials found, logging offline into {r.train.output_dir}/wandb; "
-                  f"upload later with `wandb sync {r.train.output_dir}/wandb/offline-run-*`")
+            print(
+                f"wandb: no credentials found, logging offline into {r.train.output_dir}/wandb; "
+                f"upload later with `wandb sync {r.train.output_dir}/wandb/offline-run-*`"
+            )
 
 
 def prepare_args(r: Resolved, has_val: bool) -> None:
@@ -141,10 +148,18 @@ def make_trainer(r: Resolved, model, tokenizer, train_ds, val_ds):
     from sftkit.trainer import SftkitTrainer
 
     m = r.model
-    peft_config = modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if m.lora_rank else None
+    peft_config = (
+        modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if m.lora_rank else None
+    )
     trainer = SftkitTrainer(
-        model=model, args=r.train, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tokenizer,
-        peft_config=peft_config, resolved_config=r.to_dict(), lora=bool(m.lora_rank),
+        model=model,
+        args=r.train,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        resolved_config=r.to_dict(),
+        lora=bool(m.lora_rank),
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
@@ -170,8 +185,10 @@ def finish(r: Resolved, trainer, val_ds) -> Path:
         hf = export_checkpoint(path, path / "huggingface", r.model.merge_lora)
         metrics = Path(r.train.output_dir) / "metrics.jsonl"
         png = plot_loss(metrics, Path(r.train.output_dir) / "loss.png") if metrics.exists() else None
-        print(f"done: checkpoint {path}\n      Hugging Face folder {hf}\n      metrics {metrics}"
-              + (f"\n      loss curve {png}" if png else ""))
+        print(
+            f"done: checkpoint {path}\n      Hugging Face folder {hf}\n      metrics {metrics}"
+            + (f"\n      loss curve {png}" if png else "")
+        )
     return Path(r.train.output_dir) / "global_step_final"
 
 
@@ -184,10 +201,10 @@ def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
                 from sftkit.errors import SftkitError
 
                 raise SftkitError(f"{flag} needs a recipe path, e.g. --config recipes/tiny.yaml")
-            return argv[i + 1], argv[:i] + argv[i + 2:]
+            return argv[i + 1], argv[:i] + argv[i + 2 :]
         for i, a in enumerate(argv):
             if a.startswith(flag + "="):
-                return a.split("=", 1)[1], argv[:i] + argv[i + 1:]
+                return a.split("=", 1)[1], argv[:i] + argv[i + 1 :]
     return None, argv
 
 

@@ -14,6 +14,7 @@ import torch
 from trl import SFTTrainer
 
 from sftkit import __version__, checkpoint
+from sftkit.batching import GroupedSampler, TokenBudgetBatchSampler
 from sftkit.metrics import StepCounter, flops_per_token, peak_flops
 
 
@@ -26,6 +27,35 @@ class SftkitTrainer(SFTTrainer):
         self.train_start = None
         self.peak_flops = peak_flops()
         self.trained_steps_this_run = 0
+
+    # ---- batching (batching.py) ------------------------------------------------------------------------------
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or "length" not in dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        return GroupedSampler(dataset["length"], self.resolved_config["global_batch"], self.args.seed)
+
+    def get_train_dataloader(self):
+        budget = self.resolved_config.get("max_token_len_per_gpu")
+        if not self.resolved_config.get("use_dynamic_bsz") or not budget:
+            return super().get_train_dataloader()
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        sampler = TokenBudgetBatchSampler(self.train_dataset["length"], budget, self.args.seed)
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            worker_init_fn=partial(
+                seed_worker, num_workers=self.args.dataloader_num_workers, rank=self.args.process_index
+            ),
+        )
+        return self.accelerator.prepare(loader)
 
     # ---- metrics -------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
