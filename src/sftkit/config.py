@@ -103,11 +103,12 @@ class DataArguments:
         },
     )
     use_dynamic_bsz: bool = field(default=False, metadata={"help": "Token-budget micro-batches (see above)."})
-    use_remove_padding: bool = field(
-        default=False,
+    use_remove_padding: bool | None = field(
+        default=None,
         metadata={
-            "help": "Padding-free batches (sequences concatenated, positions restarting per sequence); "
-            "needs flash-attn or flex attention."
+            "help": "Padding-free batches: sequences concatenated into one row, positions restarting per sequence, "
+            "attention kept within each sequence. Default: on with flash attention (varlen kernel), off otherwise "
+            "(SDPA then needs a block mask, slower than length-grouped padded batches)."
         },
     )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})

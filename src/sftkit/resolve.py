@@ -197,6 +197,9 @@ def validate(r: Resolved) -> None:
             "data.use_dynamic_bsz=true needs data.max_token_len_per_gpu (tokens per micro-batch, "
             "padding included), e.g. data.max_token_len_per_gpu=16384"
         )
+    if r.data.use_remove_padding is None:  # padding-free where the kernel handles variable lengths
+        attn = r.model.attn_implementation or ""
+        r.data.use_remove_padding = r.model.use_flash_attention or attn.startswith("flash_attention")
     if r.model.dtype != "auto":  # explicit precision wins over bf16's hardware default
         r.train.bf16 = r.model.dtype == "bfloat16"
     if r.data.val_files is None:

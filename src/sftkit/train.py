@@ -87,6 +87,8 @@ def prepare_args(r: Resolved, has_val: bool) -> None:
     t.save_strategy = "steps" if t.save_steps and t.save_steps > 0 else "no"
     t.eval_strategy = "steps" if has_val and t.eval_steps else "no"
     t.padding_free = r.data.use_remove_padding
+    if t.padding_free:  # TRL refuses padding_free with max_length set; our examples are already cut to it
+        t.max_length = None
     t.dataset_kwargs = {"skip_prepare_dataset": True}  # examples are built by labels.py
     t.remove_unused_columns = False
     t.disable_tqdm = True  # our MetricsCallback draws the progress bar
@@ -120,20 +122,21 @@ def run(r: Resolved, callbacks=()):
     from sftkit.metrics import MetricsCallback
 
     show_config(r)
+    config = r.to_dict()  # as resolved: what checkpoints record and resume compares
     m, t = r.model, r.train
     modeling.check_model_path(m.model_name_or_path, t.trust_remote_code)
     attn = modeling.attention(m.use_flash_attention, m.attn_implementation)
     modeling.check_liger(m.use_liger)
     resume_from = resume.pick(t.resume_from_checkpoint, t.output_dir)
     if resume_from is not None:
-        resume.check_compatible(resume_from, r.to_dict(), t.resume_ignore_mismatch)
+        resume.check_compatible(resume_from, config, t.resume_ignore_mismatch)
     tokenizer = modeling.load_tokenizer(m.model_name_or_path, t.trust_remote_code)
     train_ds, val_ds = build_data(r, tokenizer)
     prepare_args(r, val_ds is not None)
     setup_wandb(r)
     set_seed(t.seed)
     model = modeling.load_model(m.model_name_or_path, attn, t.bf16, m.use_liger, t.trust_remote_code)
-    trainer = make_trainer(r, model, tokenizer, train_ds, val_ds)
+    trainer = make_trainer(r, config, model, tokenizer, train_ds, val_ds)
     for cb in [MetricsCallback(t.output_dir), *callbacks]:
         trainer.add_callback(cb)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -141,7 +144,7 @@ def run(r: Resolved, callbacks=()):
     return trainer
 
 
-def make_trainer(r: Resolved, model, tokenizer, train_ds, val_ds):
+def make_trainer(r: Resolved, config: dict, model, tokenizer, train_ds, val_ds):
     from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
     from sftkit import modeling
@@ -158,7 +161,7 @@ def make_trainer(r: Resolved, model, tokenizer, train_ds, val_ds):
         eval_dataset=val_ds,
         processing_class=tokenizer,
         peft_config=peft_config,
-        resolved_config=r.to_dict(),
+        resolved_config=config,
         lora=bool(m.lora_rank),
     )
     for cb in (PrinterCallback, ProgressCallback):
