@@ -153,6 +153,13 @@ class SftkitConfig(SFTConfig):
     max_ckpt_to_keep: int | None = field(
         default=None, metadata={"help": "Keep only the newest N numbered checkpoints (never global_step_final)."}
     )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "A global_step_* folder to resume from, or `auto` (the newest complete one in output_dir; "
+            "starts from scratch when there is none)."
+        },
+    )
     resume_ignore_mismatch: bool = field(
         default=False, metadata={"help": "Resume even if the checkpoint's run differs in model/data/batch/schedule."}
     )

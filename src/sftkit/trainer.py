@@ -110,7 +110,10 @@ class SftkitTrainer(SFTTrainer):
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial=None) -> None:
-        self.save_sftkit_checkpoint(f"global_step_{self.state.global_step}")
+        step, every = self.state.global_step, int(self.args.save_steps or 0)
+        if every and step % every and step >= self.state.max_steps:
+            return  # transformers' extra save at the last step: global_step_final follows, no need to write twice
+        self.save_sftkit_checkpoint(f"global_step_{step}")
 
     def save_sftkit_checkpoint(self, name: str):
         """Every rank gathers; rank 0 writes `name` atomically, updates `latest`, prunes old ones."""
