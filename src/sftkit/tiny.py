@@ -45,17 +45,29 @@ def build_tokenizer(template: str = "qwen2.5"):
     return tok
 
 
-def build_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0):
+# Real architectures with random weights, for speed and memory checks where no hub is reachable.
+# (hidden, intermediate, layers, heads, kv heads, vocab) from the Qwen2.5 config.json files.
+SHAPES = {
+    "tiny": (64, 128, 2, 4, 2, None),
+    "qwen2.5-0.5b": (896, 4864, 24, 14, 2, 151936),
+    "qwen2.5-1.5b": (1536, 8960, 28, 12, 2, 151936),
+}
+
+
+def build_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0, shape: str | None = None):
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
+    hidden, inter, n_layers, heads, kv, vocab = (
+        SHAPES[shape] if shape else (hidden_size, hidden_size * 2, layers, 4, 2, None)
+    )
     config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        vocab_size=vocab or len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=n_layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
         bos_token_id=None,
@@ -73,11 +85,16 @@ def build_model(tokenizer, hidden_size: int = 64, layers: int = 2, seed: int = 0
 
 
 def write_tiny_model(
-    out_dir: str | Path, template: str = "qwen2.5", hidden_size: int = 64, layers: int = 2, seed: int = 0
+    out_dir: str | Path,
+    template: str = "qwen2.5",
+    hidden_size: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    shape: str | None = None,
 ) -> Path:
     out = Path(out_dir)
     tokenizer = build_tokenizer(template)
-    model = build_model(tokenizer, hidden_size, layers, seed)
+    model = build_model(tokenizer, hidden_size, layers, seed, shape)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -97,12 +114,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=64, help="hidden size (intermediate = 2x); default 64")
     p.add_argument("--layers", type=int, default=2, help="number of decoder layers; default 2")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights; same seed, same weights")
+    p.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default=None,
+        help="a real architecture with random weights and the tiny tokenizer (qwen2.5-0.5b, qwen2.5-1.5b: their "
+        "config numbers, vocab 151936) for speed/memory checks offline; overrides --hidden-size/--layers",
+    )
     return p
 
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    out = write_tiny_model(args.out_dir, args.template, args.hidden_size, args.layers, args.seed)
+    out = write_tiny_model(args.out_dir, args.template, args.hidden_size, args.layers, args.seed, args.shape)
     print(f"tiny model written to {out} (loads with AutoModelForCausalLM/AutoTokenizer.from_pretrained)")
     return 0
