@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SFTKIT = [sys.executable, "-m", "sftkit"]  # no console script needed (PYTHONPATH=src on a bare GPU machine)
-RUNS = ROOT / "runs" / "gpu_check"
+RUNS = ROOT / "runs" / "gpu_check"  # --workdir changes it
 ROWS: list[dict] = []
 
 
@@ -66,10 +66,14 @@ def train(name: str, recipe: str, args: list[str], launcher: list[str], timeout:
 
 
 def main() -> None:
+    global RUNS
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpu", action="store_true", help="dry run on CPU: the same code paths that need no CUDA")
     p.add_argument("--steps", type=int, default=30, help="steps of the 1.5B-shaped runs")
+    p.add_argument("--workdir", type=Path, default=RUNS, help="where the runs go (default runs/gpu_check)")
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="table appended here")
     args = p.parse_args()
+    RUNS = args.workdir.resolve()
     import torch
 
     gpu = torch.cuda.is_available() and not args.cpu
@@ -77,10 +81,16 @@ def main() -> None:
     flash, liger = (importlib.util.find_spec(m) is not None for m in ("flash_attn", "liger_kernel"))
     print(f"device: {device}; torch {torch.__version__} cuda {torch.version.cuda}; flash_attn={flash} liger={liger}")
     RUNS.mkdir(parents=True, exist_ok=True)
-    sh([*SFTKIT, "tiny-model", "runs/tiny-model"])
+    # Its own model and data under the workdir: never touches the user's runs/ or data/sft/.
+    sh([*SFTKIT, "tiny-model", RUNS / "tiny-model"])
     sample = sorted(str(x) for x in (ROOT / "data/sample").glob("solutions_*.jsonl"))
-    sh([*SFTKIT, "prepare", *sample, "--output-dir", "data/sft", "--val-split", "0.1"])
-    steps = ["trainer.total_training_steps=20", "trainer.save_freq=10"]
+    sh([*SFTKIT, "prepare", *sample, "--output-dir", RUNS / "data", "--val-split", "0.1"])
+    paths = [
+        f"model_name_or_path={RUNS / 'tiny-model'}",
+        f"data.train_files=[{RUNS / 'data/train.parquet'}]",
+        f"data.val_files=[{RUNS / 'data/val.parquet'}]",
+    ]
+    steps = [*paths, "trainer.total_training_steps=20", "trainer.save_freq=10"]
     fsdp = (
         [
             sys.executable,
@@ -162,10 +172,10 @@ def main() -> None:
         }
         diff = max(abs(la[s] - lb[s]) / abs(la[s]) for s in lb)
     record("save+resume+export", rc1 or rc2 or rc3, started, resume_max_rel_loss_diff=diff)
-    report(device, torch)
+    report(device, torch, args.results)
 
 
-def report(device: str, torch) -> None:
+def report(device: str, torch, results: Path) -> None:
     import transformers
     import trl
 
@@ -191,7 +201,7 @@ def report(device: str, torch) -> None:
     lines += ["| " + " | ".join(fmt(r.get(k)) for k in keys) + " |" for r in ROWS]
     text = "\n".join(lines) + "\n"
     print(text)
-    with open(ROOT / "benchmarks" / "RESULTS.md", "a") as fh:
+    with open(results, "a") as fh:
         fh.write(text)
     if any(r["status"].startswith("FAILED") for r in ROWS):
         sys.exit(1)

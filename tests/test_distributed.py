@@ -97,3 +97,28 @@ def test_two_processes_match_one_and_resume_across_world_sizes(assets, tmp_path)
     assert sorted(d) == [5, 6]
     for step in d:
         assert d[step] == pytest.approx(b[step], rel=1e-4), step
+
+
+def test_gpu_check_dry_run_on_cpu(tmp_path):
+    """scripts/gpu_check.sh --cpu runs the GPU script's code paths that need no CUDA, end to end."""
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts/gpu_check.sh"),
+            "--cpu",
+            "--workdir",
+            str(tmp_path / "runs"),
+            "--results",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = results.read_text()
+    for check in ("tiny-full-fsdp | ok", "tiny-lora-fsdp | ok", "tiny-padding-free | ok", "save+resume+export | ok"):
+        assert check in table
