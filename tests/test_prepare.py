@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sftkit import prepare
+from sftkit import parquet, prepare
 from sftkit.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_parquet_input_such_as_filter_output(tmp_path, capsys):
 def test_written_in_batches_same_rows(tmp_path, capsys, monkeypatch):
     src = write_jsonl(tmp_path / "s.jsonl", solutions(20, 3))
     assert run(capsys, src, "--output-dir", tmp_path / "one")[0] == 0
-    monkeypatch.setattr(prepare, "BATCH_ROWS", 4)
+    monkeypatch.setattr(parquet, "BATCH_ROWS", 4)
     assert run(capsys, src, "--output-dir", tmp_path / "many")[0] == 0
     assert pq.ParquetFile(tmp_path / "many" / "train.parquet").num_row_groups > 1
     assert read(tmp_path / "one") == read(tmp_path / "many")

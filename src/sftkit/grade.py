@@ -19,7 +19,7 @@ from typing import NamedTuple
 from sftkit.accuracy import format_report, summarize
 from sftkit.answers import CORRECT, clean, extract_answer, grade_pairs
 from sftkit.errors import SftkitError, user_errors
-from sftkit.prepare import ParquetSink, _kind, plan_columns
+from sftkit.parquet import ParquetSink, kind_of, plan_columns
 from sftkit.rows import RowReport, expand_inputs, iter_rows
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -137,7 +137,7 @@ def read_solutions(files: list[Path], report: RowReport, response_key: str, id_k
             _reject(report, f"{path}:{line}", reason, "missing id")
             continue
         for name, value in row.items():
-            kinds[name][_kind(value)] += 1
+            kinds[name][kind_of(value)] += 1
         answer = extract_answer(row[response_key])
         solutions.append(Solution(index[path], line, key, clean(answer) if answer is not None else None))
     return solutions, kinds

@@ -11,22 +11,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from array import array
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from sftkit.errors import SftkitError, closest, user_errors
+from sftkit.parquet import ParquetSink, kind_of, plan_columns
 from sftkit.rows import RowReport, expand_inputs, iter_rows
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 FILE_PROBLEMS = ("missing file", "no match", "empty file", "unreadable file")  # report kinds that are not rows
-BATCH_ROWS = 8192  # rows per Parquet write (one row group)...
-BATCH_BYTES = 64 << 20  # ...or fewer when their text passes 64 MiB, so long solutions do not balloon memory
-ARROW_TYPES = {"str": "string", "int": "int64", "float": "float64", "bool": "bool_"}
 
 
 def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
@@ -72,48 +68,6 @@ def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
     return p
 
 
-def _kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int" if -(2**63) <= value < 2**63 else "big int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "list/dict" if isinstance(value, (list, dict)) else type(value).__name__
-
-
-def _as_text(value) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def plan_columns(kinds: dict[str, Counter], n_rows: int):
-    """Arrow schema for the output, per-column converters, and a note for every column that had to be normalised."""
-    import pyarrow as pa
-
-    fields, convert, notes = [], {}, []
-    for name, seen in kinds.items():
-        present = sum(seen.values())
-        values = set(seen) - {"null"}
-        if values == {"int", "float"}:
-            type_, convert[name] = pa.float64(), float
-            notes.append(f"column {name!r}: int and float values -> float")
-        elif len(values) == 1 and next(iter(values)) in ARROW_TYPES:
-            type_ = getattr(pa, ARROW_TYPES[next(iter(values))])()
-        elif not values:
-            type_ = pa.string()  # only nulls: string is the type every reader takes
-        else:
-            type_, convert[name] = pa.string(), _as_text
-            notes.append(f"column {name!r}: {' and '.join(sorted(values))} values -> text (JSON for non-strings)")
-        if present < n_rows:
-            notes.append(f"column {name!r}: absent in {n_rows - present} rows -> null there")
-        fields.append(pa.field(name, type_))
-    return pa.schema(fields), convert, notes
-
-
 def _mix(x: np.ndarray, seed: int) -> np.ndarray:
     """splitmix64 of each uint64 (seeded): a fixed pseudo-random rank, the same with every numpy and platform."""
     with np.errstate(over="ignore"):
@@ -141,44 +95,6 @@ def choose_val(prompt_ids: np.ndarray, val_split: float, seed: int, split_by: st
         k = n_val(len(groups), val_split)
         mask = np.isin(prompt_ids, groups[np.argsort(_mix(groups, seed), kind="stable")[:k]])
     return mask
-
-
-class ParquetSink:
-    """Buffers rows and writes them in batches; the file appears (atomically renamed) only on `close()`."""
-
-    def __init__(self, path: Path, schema, convert: dict[str, Callable]):
-        import pyarrow.parquet as pq
-
-        self.path, self.schema, self.convert = path, schema, convert
-        self.tmp = path.with_name(f".{path.name}.tmp")
-        self.writer = pq.ParquetWriter(self.tmp, schema)
-        self.rows, self.size = 0, 0
-        self.columns: dict[str, list] = {name: [] for name in schema.names}
-
-    def add(self, row: dict, size: int) -> None:
-        for name, values in self.columns.items():
-            value = row.get(name)
-            values.append(self.convert[name](value) if value is not None and name in self.convert else value)
-        self.rows, self.size = self.rows + 1, self.size + size
-        if self.rows >= BATCH_ROWS or self.size >= BATCH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if self.rows:
-            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
-            self.columns = {name: [] for name in self.columns}
-            self.rows, self.size = 0, 0
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.writer.close()
-        self.tmp.unlink(missing_ok=True)
 
 
 def _sniff_columns(files: list[Path]) -> set[str]:
@@ -242,7 +158,7 @@ def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
             digest = hashlib.blake2b(row[args.prompt_key].strip().encode("utf-8"), digest_size=8).digest()
             prompt_ids.append(int.from_bytes(digest, "little"))
             for name, value in row.items():
-                kinds.setdefault(name, Counter())[_kind(value)] += 1
+                kinds.setdefault(name, Counter())[kind_of(value)] += 1
         if report.rows_read > read_before and report.rows_ok == ok_before:
             useless.append(f"{path}: none of its {report.rows_read - read_before} rows is usable")
     if not prompt_ids:
