@@ -36,7 +36,11 @@ def grouped_order(lengths: Sequence[int], global_batch: int, seed: int, epoch: i
     for start in range(0, n, window):
         chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
         batches += [chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch)]
-    shuffled = [batches[i] for i in _perm(len(batches), seed * 1_000_003 + epoch + 7919)]
+    # Full global batches in random order; a short one (n not a multiple of the batch) goes last, so every step
+    # stays aligned with a length group.
+    full = [b for b in batches if len(b) == global_batch]
+    short = [b for b in batches if len(b) != global_batch]
+    shuffled = [full[i] for i in _perm(len(full), seed * 1_000_003 + epoch + 7919)] + short
     return [i for batch in shuffled for i in batch]
 
 

@@ -146,7 +146,12 @@ def parse(argv: list[str]) -> tuple[str | None, int, str | None, list[str]]:
             value = next(it, None)
             if value is None:
                 raise SftkitError(f"{arg} needs a value")
-            k, out = (int(value), out) if arg == "--examples" else (k, value)
+            if arg == "--json":
+                out = value
+            elif not value.isdigit():
+                raise SftkitError(f"--examples needs a whole number of examples to show, got {value!r}")
+            else:
+                k = int(value)
         else:
             left.append(arg)
     return recipe, k, out, left

@@ -64,9 +64,16 @@ class StepCounter:
 
     def reset(self):
         self.real = self.padded = self.sequences = self.attended = 0
-        self.start = time.perf_counter()
+        self.start = None  # set by the first micro-batch: set-up time is not training time
+
+    def pause(self, seconds: float):
+        """Time spent outside training (validation, checkpoints) does not count against tokens/s."""
+        if self.start is not None:
+            self.start += seconds
 
     def add(self, real: int, padded: int, sequences: int, attended: float):
+        if self.start is None:
+            self.start = time.perf_counter()
         self.real += real
         self.padded += padded
         self.sequences += sequences

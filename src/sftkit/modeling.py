@@ -26,7 +26,7 @@ def check_model_path(name: str, trust_remote_code: bool = False):
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         how = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the hub"
         raise SftkitError(
-            f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, and {how} "
+            f"cannot load model {name!r}: no local folder of that name, not in the Hugging Face cache, and {how} "
             f"({str(exc).splitlines()[0]}). Download it where you have network "
             "(`huggingface-cli download NAME`) or point model_name_or_path at a local folder."
         ) from None

@@ -85,7 +85,7 @@ class SftkitTrainer(SFTTrainer):
 
     def speed_metrics(self) -> dict:
         real, padded, seqs, attended = self._reduced_counts()
-        elapsed = max(time.perf_counter() - self.counter.start, 1e-9)
+        elapsed = max(time.perf_counter() - (self.counter.start or time.perf_counter()), 1e-9)
         self.counter.reset()
         out = {"tokens_per_second": real / elapsed, "padding_fraction": 1 - real / padded if padded else 0.0}
         now = time.perf_counter()
@@ -108,6 +108,13 @@ class SftkitTrainer(SFTTrainer):
         self.trained_steps_this_run += 1 if self.accelerator.sync_gradients else 0
         return super()._maybe_log_save_evaluate(*args, **kwargs)
 
+    def evaluate(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self.counter.pause(time.perf_counter() - start)
+
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial=None) -> None:
         step, every = self.state.global_step, int(self.args.save_steps or 0)
@@ -117,6 +124,13 @@ class SftkitTrainer(SFTTrainer):
 
     def save_sftkit_checkpoint(self, name: str):
         """Every rank gathers; rank 0 writes `name` atomically, updates `latest`, prunes old ones."""
+        start = time.perf_counter()
+        try:
+            return self._save_sftkit_checkpoint(name)
+        finally:
+            self.counter.pause(time.perf_counter() - start)
+
+    def _save_sftkit_checkpoint(self, name: str):
         model_sd = checkpoint.trained_state_dict(self.model, self.lora)
         optim_sd = checkpoint.gather_optimizer(self.model, self.optimizer) if self.optimizer is not None else {}
         rngs = checkpoint.all_rng_states()
