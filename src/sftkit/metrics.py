@@ -57,13 +57,13 @@ def flops_per_token(n_params: int, n_layers: int, hidden: int, seq_len: float) -
 
 
 class StepCounter:
-    """Tokens seen since the last log: real (non-padding), padded (what the kernels computed), sequences."""
+    """Tokens since the last log, as one device tensor [real, computed, sequences, sum of squared lengths]."""
 
     def __init__(self):
         self.reset()
 
     def reset(self):
-        self.real = self.padded = self.sequences = self.attended = 0
+        self.totals = None
         self.start = None  # set by the first micro-batch: set-up time is not training time
 
     def pause(self, seconds: float):
@@ -71,13 +71,10 @@ class StepCounter:
         if self.start is not None:
             self.start += seconds
 
-    def add(self, real: int, padded: int, sequences: int, attended: float):
+    def add(self, counts):
         if self.start is None:
             self.start = time.perf_counter()
-        self.real += real
-        self.padded += padded
-        self.sequences += sequences
-        self.attended += attended
+        self.totals = counts if self.totals is None else self.totals + counts
 
 
 def fmt(key: str, value) -> str:

@@ -18,6 +18,19 @@ from sftkit.batching import GroupedSampler, TokenBudgetBatchSampler
 from sftkit.metrics import StepCounter, flops_per_token, peak_flops
 
 
+def batch_counts(inputs: dict) -> torch.Tensor:
+    """[real tokens, computed tokens, sequences, sum of squared sequence lengths] of one micro-batch, as a tensor
+    on the batch's device (no sync)."""
+    ids = inputs["input_ids"]
+    if "attention_mask" in inputs:
+        lengths = inputs["attention_mask"].sum(dim=1).double()
+    else:  # padding-free: one row of concatenated sequences; TRL's collator gives their boundaries
+        lengths = inputs["cu_seq_lens_q"].diff().double()
+    computed = torch.tensor(float(ids.numel()), dtype=torch.float64, device=ids.device)
+    count = torch.tensor(float(lengths.numel()), dtype=torch.float64, device=ids.device)
+    return torch.stack([lengths.sum(), computed, count, (lengths**2).sum()])
+
+
 class SftkitTrainer(SFTTrainer):
     def __init__(self, *args, resolved_config: dict, lora: bool, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,20 +73,14 @@ class SftkitTrainer(SFTTrainer):
     # ---- metrics -------------------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
-            ids = inputs["input_ids"]
-            if "attention_mask" in inputs:
-                mask = inputs["attention_mask"]
-                lengths = mask.sum(dim=1)
-                self.counter.add(int(lengths.sum()), ids.numel(), ids.shape[0], float((lengths.float() ** 2).sum()))
-            else:  # padding-free: one row of concatenated sequences, positions restart at 0 for each
-                starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
-                seqs = [b - a for a, b in zip(starts[:-1], starts[1:])]
-                self.counter.add(ids.shape[1], ids.shape[1], len(seqs), float(sum(s * s for s in seqs)))
+            self.counter.add(batch_counts(inputs))
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def _reduced_counts(self) -> tuple[float, float, float, float]:
-        c = self.counter
-        t = torch.tensor([c.real, c.padded, c.sequences, c.attended], dtype=torch.float64, device=self.args.device)
+        """(real tokens, computed tokens, sequences, sum of squared lengths) since the last log, all ranks.
+        One device sync per logging step, none per micro-batch."""
+        t = self.counter.totals
+        t = t.to(self.args.device) if t is not None else torch.zeros(4, dtype=torch.float64, device=self.args.device)
         if checkpoint.distributed():
             torch.distributed.all_reduce(t)
         return tuple(t.tolist())
