@@ -7,13 +7,12 @@ missing columns are an error that lists the columns found. Tokenization is batch
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftkit.errors import SftkitError
 from sftkit.labels import Encoder, TruncationStats, frame
-from sftkit.rows import RowReport, expand_inputs, iter_rows
+from sftkit.rows import RowReport, check_fields, expand_inputs, iter_rows
 
 BATCH = 1024
 
@@ -25,46 +24,28 @@ class Rows:
     responses: list[str] = field(default_factory=list)
 
 
-def file_columns(path: Path) -> list[str]:
-    """Column names: the Parquet schema, or the keys of the first JSON object of a JSONL file."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def check_parquet_columns(path: Path, prompt_key: str, response_key: str) -> None:
+    """A Parquet file has one schema: a missing column is an error that lists the columns found."""
+    import pyarrow.parquet as pq
 
-        try:
-            return pq.ParquetFile(path).schema_arrow.names
-        except Exception as exc:  # pyarrow raises several types for unreadable files
-            raise SftkitError(f"{path}: cannot read as Parquet ({exc})") from None
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict):
-                return list(row)
-    return []
+    try:
+        columns = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise SftkitError(f"{path}: cannot read as Parquet ({exc})") from None
+    for key, what, flag in ((prompt_key, "prompt", "prompt_key"), (response_key, "response", "response_key")):
+        fallback = key == "generated_solution" and "response" in columns
+        if key not in columns and not fallback:
+            raise SftkitError(
+                f"{path}: no column {key!r} for the {what} (columns found: {', '.join(columns)}). "
+                f"Set data.{flag}=<column>."
+            )
 
 
-def pick_keys(path: Path, prompt_key: str, response_key: str) -> tuple[str, str]:
-    """Check the columns; the seed's files have `generated_solution`, and a file with `response` and none of that
-    name is accepted (logged)."""
-    columns = file_columns(path)
-    if not columns:
-        return prompt_key, response_key  # empty file: counted by the row reader
-    if prompt_key not in columns:
-        raise SftkitError(
-            f"{path}: no column {prompt_key!r} for the prompt (columns found: {', '.join(columns)}). "
-            "Set data.prompt_key=<column>."
-        )
-    if response_key in columns:
-        return prompt_key, response_key
-    if response_key == "generated_solution" and "response" in columns:
-        print(f"note: {path} has no 'generated_solution' column; using its 'response' column")
-        return prompt_key, "response"
-    raise SftkitError(
-        f"{path}: no column {response_key!r} for the response (columns found: {', '.join(columns)}). "
-        "Set data.response_key=<column>."
-    )
+def response_of(row: dict, response_key: str) -> str:
+    """The seed's files have `generated_solution`; a row with `response` and none of that name is accepted."""
+    if response_key == "generated_solution" and response_key not in row and "response" in row:
+        return "response"
+    return response_key
 
 
 def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: bool = False) -> tuple[Rows, RowReport]:
@@ -72,12 +53,22 @@ def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: b
     files = expand_inputs(patterns, report, suffixes=(".parquet", ".jsonl", ".json"))
     if not files:
         raise SftkitError(f"no data file found for {patterns}:\n{report.summary()}")
-    rows = Rows()
+    rows, noted = Rows(), False
     for path in files:
-        p_key, r_key = pick_keys(path, prompt_key, response_key)
-        for _, line, row in iter_rows([path], report, required=(p_key, r_key)):
+        if path.suffix == ".parquet":
+            check_parquet_columns(path, prompt_key, response_key)
+        for _, line, row in iter_rows([path], report, required=(prompt_key,)):
+            r_key = response_of(row, response_key)
+            problem = check_fields(row, (r_key,))
+            if problem:  # counted like any bad row (iter_rows only checked the prompt)
+                report.rows_ok -= 1
+                report.reject(f"{path}:{line}", problem[1], problem[0])
+                continue
+            if r_key != response_key and not noted:
+                print(f"note: {path} has no {response_key!r} column; using its 'response' column")
+                noted = True
             rows.ids.append(row.get("id", f"{path.name}:{line}"))
-            rows.prompts.append(row[p_key])
+            rows.prompts.append(row[prompt_key])
             rows.responses.append(row[r_key])
     return rows, report
 
@@ -129,7 +120,10 @@ def build_dataset(
         if name == "val" and set(report.bad) <= {"empty file"}:
             print(f"[val] {patterns} hold no row: no validation")
             return None, report, None
-        raise SftkitError(f"[{name}] no usable row in {patterns}:\n{report.summary()}")
+        raise SftkitError(
+            f"[{name}] no usable row in {patterns} (columns found: {report.columns_found()}); set "
+            f"data.prompt_key/data.response_key to the right columns.\n{report.summary()}"
+        )
     columns, stats = tokenize(rows, encoder, max_length, truncation)
     if report.n_bad:
         print(f"[{name}] {report.summary()}")

@@ -155,10 +155,23 @@ def merge(recipe: str | None, argv: list[str], environ=os.environ) -> dict[str, 
     return values
 
 
+def check_choices(parser, values: dict[str, tuple[Any, str]]) -> None:
+    """argparse checks `choices` only for command-line strings, never for defaults, and our values arrive as
+    defaults: check them here, naming the key, where it came from and the valid values."""
+    for action in parser._actions:
+        if action.choices is None or action.dest not in values or isinstance(values[action.dest][0], list):
+            continue
+        value, origin = values[action.dest]
+        valid = [str(getattr(c, "value", c)) for c in action.choices]
+        if str(value) not in valid:
+            raise SftkitError(f"{action.dest}={value!r} ({origin}) is not one of: {', '.join(valid)}")
+
+
 def resolve(recipe: str | None, argv: list[str], environ=os.environ, world_size: int | None = None) -> Resolved:
     """The one entry point: recipe path + override tokens -> validated config with derived batch sizes."""
     values = merge(recipe, argv, environ)
     parser = make_parser()
+    check_choices(parser, values)
     parser.set_defaults(**{k: to_value(k, v) for k, (v, _) in values.items()})
     for action in parser._actions:
         action.required = False

@@ -28,17 +28,21 @@ TEMPLATES = {
 
 
 def build_tokenizer(template: str = "qwen2.5"):
-    """The tiny tokenizer: Qwen2.5 special tokens, pad `<|endoftext|>`, EOS `<|im_end|>` (or `<|endoftext|>`
-    when there is no chat template, as for a base model)."""
-    from transformers import PreTrainedTokenizerFast
+    """The tiny tokenizer, a Qwen2Tokenizer (so a saved folder loads back identical): Qwen2.5 special tokens, pad
+    `<|endoftext|>`, EOS `<|im_end|>` (or `<|endoftext|>` without a chat template, as for a base model)."""
+    import json
 
+    from transformers import Qwen2Tokenizer
+
+    model = json.loads((ASSETS / "tiny_tokenizer.json").read_text())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     chat_template = TEMPLATES[template]()
-    eos = "<|im_end|>" if chat_template else "<|endoftext|>"
-    tok = PreTrainedTokenizerFast(
-        tokenizer_file=str(ASSETS / "tiny_tokenizer.json"),
-        eos_token=eos,
+    tok = Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=merges,
+        eos_token="<|im_end|>" if chat_template else "<|endoftext|>",
         pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+        extra_special_tokens=["<|im_start|>", "<|im_end|>"],
         model_max_length=4096,
     )
     tok.chat_template = chat_template

@@ -1,0 +1,93 @@
+"""Shared offline fixtures: the tiny model folder, the tiny tokenizers and the bundled sample prepared as Parquet.
+
+Everything is built once per test session into pytest's temporary folders; nothing is downloaded. The fixtures
+return shared objects: treat them as read-only (copy a folder, or build your own tokenizer with
+`sftkit.tiny.build_tokenizer`, before changing anything).
+
+- `tiny_model_dir`: a model folder (Qwen2-style weights + tokenizer with the Qwen2.5 chat template), loadable with
+  `AutoModelForCausalLM/AutoTokenizer.from_pretrained`, as `sftkit tiny-model DIR` writes it.
+- `qwen_tokenizer`, `chatml_tokenizer`, `plain_tokenizer`: the tiny tokenizer with the Qwen2.5 template (default
+  system prompt), plain ChatML (no system prompt) and no chat template (prompt + response + EOS).
+  `tokenizers` maps each template name of `TEMPLATES` to its tokenizer; `tokenizer` is parametrized over the three.
+- `tiny_model_tokenizer`: the tokenizer loaded back from `tiny_model_dir` the way the trainer loads it
+  (`sftkit.modeling.load_tokenizer`, i.e. `AutoTokenizer`): what training and `inspect` actually use.
+- `sample_parquet`: `sftkit prepare` run on the bundled `data/sample/solutions_*.jsonl` (600 rows, 300 problems):
+  `.train` / `.val` Parquet paths (540 / 60 rows with the default 10% split by prompt, seed 42), `.dir` their folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+SAMPLE_DIR = ROOT / "data" / "sample"  # bundled GSM8K sample: solutions_0/1.jsonl, metadata.jsonl
+TEMPLATES = ("qwen2.5", "chatml", "none")  # the names `sftkit.tiny.build_tokenizer` accepts
+
+
+class SampleParquet(NamedTuple):
+    dir: Path
+    train: Path
+    val: Path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny model folder (Qwen2.5 template), written once per session. Read-only: copy it to modify it."""
+    from sftkit.tiny import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tokenizers() -> dict:
+    """{template name: tiny tokenizer} for every name in TEMPLATES. Shared: do not change their settings."""
+    from sftkit.tiny import build_tokenizer
+
+    return {name: build_tokenizer(name) for name in TEMPLATES}
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer(tokenizers):
+    """Qwen2.5 chat template: a default system prompt, `<|im_end|>` ends a turn and is the EOS."""
+    return tokenizers["qwen2.5"]
+
+
+@pytest.fixture(scope="session")
+def chatml_tokenizer(tokenizers):
+    """ChatML without a system prompt: the prompt is just the user turn and the generation prompt."""
+    return tokenizers["chatml"]
+
+
+@pytest.fixture(scope="session")
+def plain_tokenizer(tokenizers):
+    """No chat template (a base model): examples are prompt + response + EOS (`<|endoftext|>`)."""
+    return tokenizers["none"]
+
+
+@pytest.fixture(params=TEMPLATES)
+def tokenizer(request, tokenizers):
+    """Each of the three tiny tokenizers in turn; `request.param` is the template name."""
+    return tokenizers[request.param]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_tokenizer(tiny_model_dir):
+    """The tiny model folder's tokenizer as the trainer loads it (AutoTokenizer). Shared: do not change it."""
+    from sftkit.modeling import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def sample_parquet(tmp_path_factory) -> SampleParquet:
+    """The bundled sample through `sftkit prepare` (defaults: split by prompt, 10% validation, seed 42)."""
+    from sftkit import prepare
+
+    out = tmp_path_factory.mktemp("sample-parquet")
+    files = sorted(str(p) for p in SAMPLE_DIR.glob("solutions_*.jsonl"))
+    assert files, f"no bundled sample in {SAMPLE_DIR}"
+    assert prepare.main([*files, "--output-dir", str(out), "--val-split", "0.1"]) == 0
+    return SampleParquet(out, out / "train.parquet", out / "val.parquet")

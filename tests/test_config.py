@@ -1,0 +1,525 @@
+"""Configuration (SPEC §2): verl keys, override forms, recipe -> env -> CLI precedence, batch arithmetic, errors,
+every shipped recipe through the real parser, and `--help` of every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sftkit import cli
+from sftkit.compat import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
+from sftkit.config import CONFIG_CLASSES
+from sftkit.errors import SftkitError
+from sftkit.resolve import Resolved, resolve
+from sftkit.train import main as train_main
+from sftkit.train import split_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+BASE = ["model_name_or_path=some/model", "train_files=[train.parquet]"]  # the two settings resolve requires
+
+# SPEC §2, copied as written: at least these verl keys map onto our fields.
+SPEC_VERL_KEYS = """
+data.train_files, data.val_files, data.prompt_key, data.response_key, data.max_length, data.truncation,
+data.micro_batch_size_per_gpu, data.train_batch_size, optim.lr, optim.weight_decay, optim.betas, optim.clip_grad,
+optim.lr_warmup_steps_ratio, optim.lr_scheduler, model.partial_pretrain, model.enable_gradient_checkpointing,
+model.gradient_checkpointing, model.use_flash_attention, model.use_liger, model.lora_rank, model.lora_alpha,
+model.target_modules, model.trust_remote_code, trainer.total_epochs, trainer.total_training_steps,
+trainer.save_freq, trainer.test_freq, trainer.logger, trainer.project_name, trainer.experiment_name,
+trainer.default_local_dir, trainer.resume_from_checkpoint, trainer.seed, trainer.max_ckpt_to_keep,
+use_remove_padding, ulysses_sequence_parallel_size
+"""
+# SPEC §2's environment variables, less NPROC_PER_NODE (the number of processes: read by the launcher shims).
+SPEC_ENV_VARS = "MODEL_NAME TRAIN_FILE VAL_FILE OUTPUT_DIR BATCH_SIZE LEARNING_RATE EPOCHS MAX_LENGTH LORA_RANK"
+SPEC_ENV_VARS += " LORA_ALPHA"
+
+# verl key -> (value as typed, part of Resolved, field, expected value with its type, extra overrides needed)
+VERL_CASES = {
+    "data.train_files": ("[a.parquet,b.parquet]", "data", "train_files", ["a.parquet", "b.parquet"], []),
+    "data.val_files": ("[v.parquet]", "data", "val_files", ["v.parquet"], []),
+    "data.prompt_key": ("question", "data", "prompt_key", "question", []),
+    "data.response_key": ("response", "data", "response_key", "response", []),
+    "data.max_length": ("4096", "train", "max_length", 4096, []),
+    "data.truncation": ("left", "data", "truncation", "left", []),
+    "data.micro_batch_size_per_gpu": ("2", "train", "per_device_train_batch_size", 2, []),
+    "data.train_batch_size": ("16", "data", "train_batch_size", 16, []),
+    "data.max_token_len_per_gpu": ("8192", "data", "max_token_len_per_gpu", 8192, []),
+    "data.use_dynamic_bsz": ("true", "data", "use_dynamic_bsz", True, ["data.max_token_len_per_gpu=4096"]),
+    "optim.lr": ("2e-5", "train", "learning_rate", 2e-5, []),
+    "optim.weight_decay": ("0.01", "train", "weight_decay", 0.01, []),
+    "optim.clip_grad": ("0.5", "train", "max_grad_norm", 0.5, []),
+    "optim.lr_warmup_steps_ratio": ("0.1", "train", "warmup_steps", 0.1, []),
+    "optim.lr_scheduler": ("constant", "train", "lr_scheduler_type", "constant", []),
+    "model.partial_pretrain": ("/models/qwen", "model", "model_name_or_path", "/models/qwen", []),
+    "model.enable_gradient_checkpointing": ("true", "train", "activation_checkpointing", True, []),
+    "model.gradient_checkpointing": ("true", "train", "activation_checkpointing", True, []),
+    "model.use_flash_attention": ("true", "model", "use_flash_attention", True, []),
+    "model.use_liger": ("true", "model", "use_liger", True, []),
+    "model.lora_rank": ("32", "model", "lora_rank", 32, []),
+    "model.lora_alpha": ("64", "model", "lora_alpha", 64, []),
+    "model.lora_dropout": ("0.05", "model", "lora_dropout", 0.05, []),
+    "model.target_modules": ("[q_proj,v_proj]", "model", "target_modules", ["q_proj", "v_proj"], []),
+    "model.trust_remote_code": ("true", "train", "trust_remote_code", True, []),
+    "model.merge_lora": ("true", "model", "merge_lora", True, []),
+    "trainer.total_epochs": ("2", "train", "num_train_epochs", 2.0, []),
+    "trainer.total_training_steps": ("100", "train", "max_steps", 100, []),
+    "trainer.save_freq": ("250", "train", "save_steps", 250, []),
+    "trainer.test_freq": ("50", "train", "eval_steps", 50.0, []),
+    "trainer.logger": ("console", "train", "logger", ["console"], []),
+    "trainer.project_name": ("my-project", "train", "project_name", "my-project", []),
+    "trainer.experiment_name": ("run-1", "train", "run_name", "run-1", []),
+    "trainer.default_local_dir": ("/ckpt/run-1", "train", "output_dir", "/ckpt/run-1", []),
+    "trainer.resume_from_checkpoint": ("auto", "train", "resume_from_checkpoint", "auto", []),
+    "trainer.resume_ignore_mismatch": ("true", "train", "resume_ignore_mismatch", True, []),
+    "trainer.save_initial": ("true", "train", "save_initial", True, []),
+    "trainer.merge_lora": ("true", "model", "merge_lora", True, []),
+    "trainer.seed": ("7", "train", "seed", 7, []),
+    "trainer.max_ckpt_to_keep": ("2", "train", "max_ckpt_to_keep", 2, []),
+    "use_remove_padding": ("true", "data", "use_remove_padding", True, []),
+    "ulysses_sequence_parallel_size": ("1", "train", "ulysses_sequence_parallel_size", 1, []),
+}
+
+
+def run(*overrides: str, environ: dict | None = None, world_size: int | None = None, recipe=None) -> Resolved:
+    """resolve() with the required settings, no environment from the test machine."""
+    recipe = str(recipe) if recipe is not None else None
+    base = BASE if recipe is None else []
+    return resolve(recipe, [*base, *overrides], environ=environ or {}, world_size=world_size)
+
+
+def plain(value):
+    """Enums (lr_scheduler_type) -> their string value."""
+    return getattr(value, "value", value)
+
+
+def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ---- verl keys --------------------------------------------------------------------------------------------------
+def test_spec_verl_keys_are_all_mapped():
+    keys = [k.strip() for k in SPEC_VERL_KEYS.replace("\n", " ").split(",")]
+    assert len(keys) == 36
+    assert sorted(set(keys) - set(VERL_KEYS)) == []
+
+
+def test_every_verl_key_has_a_case_here():
+    assert set(VERL_CASES) | {"optim.betas"} == set(VERL_KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(VERL_CASES))
+def test_verl_key_lands_on_its_field_with_its_type(key):
+    value, part, name, expected, extra = VERL_CASES[key]
+    r = run(f"{key}={value}", *extra)
+    actual = plain(getattr(getattr(r, part), name))
+    assert actual == expected
+    assert type(actual) is type(expected), f"{key}: {actual!r} is {type(actual).__name__}"
+    assert r.sources[name] == "command line"
+
+
+def test_optim_betas_sets_both_adam_betas():
+    r = run("optim.betas=[0.9,0.95]")
+    assert (r.train.adam_beta1, r.train.adam_beta2) == (0.9, 0.95)
+    assert isinstance(r.train.adam_beta1, float) and isinstance(r.train.adam_beta2, float)
+    assert r.sources["adam_beta1"] == r.sources["adam_beta2"] == "command line"
+    assert run("betas=0.8,0.9").train.adam_beta2 == 0.9
+    with pytest.raises(SftkitError, match="needs 2 values"):
+        run("optim.betas=[0.9]")
+    assert set(SPLIT_KEYS) == {"betas"}
+
+
+@pytest.mark.parametrize("text, expected", [("true", True), ("True", True), ("false", False), ("False", False)])
+def test_booleans(text, expected):
+    r = run(f"model.use_liger={text}", f"use_remove_padding={text}", f"trainer.save_initial={text}")
+    assert r.model.use_liger is expected and r.data.use_remove_padding is expected
+    assert r.train.save_initial is expected
+
+
+def test_bare_flag_means_true():
+    assert run("--save_initial").train.save_initial is True
+    assert run("--save_initial", "optim.lr=1e-4").train.learning_rate == 1e-4
+
+
+def test_logger_lists_and_report_to():
+    assert run("trainer.logger=console").train.report_to == "none"
+    r = run("trainer.logger=[console,wandb]")
+    assert r.train.logger == ["console", "wandb"] and r.train.report_to == ["wandb"]
+    r = run("--logger", "console", "tensorboard")
+    assert r.train.logger == ["console", "tensorboard"] and r.train.report_to == ["tensorboard"]
+    with pytest.raises(SftkitError, match="trainer.logger"):
+        run("trainer.logger=foo")
+
+
+@pytest.mark.parametrize("value", ["[a.parquet,b.parquet]", "a.parquet,b.parquet"])
+def test_file_lists(value):
+    assert run(f"data.train_files={value}").data.train_files == ["a.parquet", "b.parquet"]
+
+
+def test_file_list_as_several_words_and_val_defaults_to_train():
+    r = run("--train_files", "a.parquet", "b.parquet")
+    assert r.data.train_files == ["a.parquet", "b.parquet"]
+    assert r.data.val_files == ["a.parquet", "b.parquet"]  # as in the seed: VAL_FILE defaults to TRAIN_FILE
+
+
+def test_ignored_verl_keys_are_accepted(capsys):
+    for key in IGNORED_KEYS:
+        run(f"{key}=2")
+        assert key in capsys.readouterr().out
+
+
+# ---- override forms ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["--learning_rate", "1e-5"],
+        ["--learning_rate=1e-5"],
+        ["learning_rate=1e-5"],
+        ["--learning-rate", "1e-5"],
+        ["optim.lr=1e-5"],
+    ],
+)
+def test_override_forms(tokens):
+    r = run("optim.lr=3e-4")  # a non-default start: the override must change it
+    assert r.train.learning_rate == 3e-4
+    r = run(*tokens)
+    assert r.train.learning_rate == 1e-5 and isinstance(r.train.learning_rate, float)
+    assert r.sources["learning_rate"] == "command line"
+
+
+def test_mixed_forms_in_one_command_line():
+    r = run("--max_length", "512", "optim.lr=2e-5", "--seed=3", "trainer.logger=console")
+    assert (r.train.max_length, r.train.learning_rate, r.train.seed) == (512, 2e-5, 3)
+
+
+def test_last_override_wins():
+    assert run("optim.lr=1e-4", "--learning_rate", "2e-4").train.learning_rate == 2e-4
+
+
+def test_argument_that_is_not_an_override_is_an_error():
+    with pytest.raises(SftkitError, match="'foo'"):
+        run("foo")
+
+
+# ---- precedence: recipe < env < CLI -----------------------------------------------------------------------------
+RECIPE = """\
+# Config for a test.
+model_name_or_path: recipe/model
+train_files: [recipe.parquet]
+learning_rate: 1.0e-3
+max_length: 100
+per_device_train_batch_size: 2
+num_train_epochs: 1
+"""
+
+
+def test_precedence_recipe_env_cli(tmp_path):
+    recipe = write_recipe(tmp_path, RECIPE)
+    env = {"LEARNING_RATE": "2e-4", "MAX_LENGTH": "200", "MODEL_NAME": "", "UNRELATED": "x"}
+    r = run("optim.lr=3e-5", recipe=recipe, environ=env)
+    assert r.train.learning_rate == 3e-5 and r.sources["learning_rate"] == "command line"
+    assert r.train.max_length == 200 and r.sources["max_length"] == "env MAX_LENGTH"
+    assert r.train.per_device_train_batch_size == 2 and r.sources["per_device_train_batch_size"] == f"{recipe}:6"
+    assert r.model.model_name_or_path == "recipe/model"  # an empty variable counts as unset
+    assert r.sources["model_name_or_path"] == f"{recipe}:2"
+    assert r.train.num_train_epochs == 1.0
+    assert "seed" not in r.sources  # defaults are not listed as set
+    # recipe only
+    r = run(recipe=recipe)
+    assert (r.train.learning_rate, r.train.max_length) == (1e-3, 100)
+    # env over recipe
+    assert run(recipe=recipe, environ={"LEARNING_RATE": "2e-4"}).train.learning_rate == 2e-4
+
+
+def test_recipe_values_are_typed_like_overrides(tmp_path):
+    """YAML reads `1e-5` (no dot) as a string and verl keys may be used in a recipe: both still land typed."""
+    recipe = write_recipe(
+        tmp_path,
+        "model.partial_pretrain: m\ndata.train_files: t.parquet\nlearning_rate: 1e-5\ndata.max_length: '300'\n"
+        "target_modules: all-linear\nlogger: [console]\n",
+    )
+    r = run(recipe=recipe)
+    assert r.train.learning_rate == 1e-5 and isinstance(r.train.learning_rate, float)
+    assert r.train.max_length == 300 and type(r.train.max_length) is int
+    assert r.data.train_files == ["t.parquet"] and r.model.target_modules == ["all-linear"]
+
+
+@pytest.mark.parametrize("var", sorted(ENV_VARS))
+def test_env_var_maps_to_its_field(var):
+    values = {
+        "MODEL_NAME": ("org/env-model", "model", "model_name_or_path", "org/env-model"),
+        "TRAIN_FILE": ("env-train.parquet", "data", "train_files", ["env-train.parquet"]),
+        "VAL_FILE": ("env-val.parquet", "data", "val_files", ["env-val.parquet"]),
+        "OUTPUT_DIR": ("/env/out", "train", "output_dir", "/env/out"),
+        "BATCH_SIZE": ("3", "train", "per_device_train_batch_size", 3),
+        "LEARNING_RATE": ("2e-4", "train", "learning_rate", 2e-4),
+        "EPOCHS": ("5", "train", "num_train_epochs", 5.0),
+        "MAX_LENGTH": ("1024", "train", "max_length", 1024),
+        "LORA_RANK": ("16", "model", "lora_rank", 16),
+        "LORA_ALPHA": ("32", "model", "lora_alpha", 32),
+    }
+    value, part, name, expected = values[var]
+    others = [token for token in BASE if not token.startswith(f"{name}=")]  # the variable alone sets the field
+    r = resolve(None, others, environ={var: value})
+    actual = getattr(getattr(r, part), name)
+    assert actual == expected and type(actual) is type(expected)
+    assert r.sources[name] == f"env {var}"
+    # the command line beats the variable
+    assert resolve(None, [*BASE, f"{name}={value}"], environ={var: value}).sources[name] == "command line"
+
+
+def test_spec_env_vars_are_all_read():
+    assert set(SPEC_ENV_VARS.split()) == set(ENV_VARS)
+
+
+def test_seed_env_only_run():
+    """The seed's workflow: no recipe, everything from the environment."""
+    env = {"MODEL_NAME": "Qwen/Qwen2.5-0.5B-Instruct", "TRAIN_FILE": "data/sft/train.parquet", "BATCH_SIZE": "4"}
+    r = resolve(None, [], environ=env)
+    assert r.data.val_files == ["data/sft/train.parquet"]
+    assert r.train.per_device_train_batch_size == 4
+
+
+# ---- errors -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "token, suggestion",
+    [
+        ("optim.learning_rate=1e-5", "learning_rate"),
+        ("--learnin_rate=1e-5", "learning_rate"),
+        ("data.max_lenght=10", "data.max_length"),
+        ("trainer.total_epoch=2", "trainer.total_epochs"),
+    ],
+)
+def test_unknown_key_is_an_error_with_suggestions(token, suggestion):
+    with pytest.raises(SftkitError) as info:
+        run(token)
+    message = str(info.value)
+    key = token.lstrip("-").split("=")[0]
+    assert repr(key) in message and "Did you mean" in message and suggestion in message
+
+
+def test_unknown_key_in_recipe_names_file_and_line(tmp_path):
+    recipe = write_recipe(tmp_path, "# comment\nmodel_name_or_path: m\nlearning_rat: 1.0e-5\n")
+    with pytest.raises(SftkitError) as info:
+        run(recipe=recipe)
+    assert f"{recipe}:3" in str(info.value) and "'learning_rat'" in str(info.value)
+    assert "Did you mean" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("model_name_or_path: [unclosed\n", "does not parse"),
+        ("a: b: c\n", "does not parse"),
+        ("- model_name_or_path\n- train_files\n", "mapping"),
+        ("just a string\n", "mapping"),
+    ],
+)
+def test_recipe_that_does_not_parse(tmp_path, text, match):
+    recipe = write_recipe(tmp_path, text)
+    with pytest.raises(SftkitError, match=match) as info:
+        run(recipe=recipe)
+    assert str(recipe) in str(info.value)
+
+
+def test_missing_recipe(tmp_path):
+    with pytest.raises(SftkitError, match="not found"):
+        run(recipe=tmp_path / "nope.yaml")
+
+
+def test_empty_recipe_still_needs_model_and_data(tmp_path):
+    recipe = write_recipe(tmp_path, "# nothing yet\n")
+    with pytest.raises(SftkitError, match="no model"):
+        run(recipe=recipe)
+
+
+def test_missing_model_or_training_files():
+    with pytest.raises(SftkitError, match="no model"):
+        resolve(None, ["train_files=[t.parquet]"], environ={})
+    with pytest.raises(SftkitError, match="no training data"):
+        resolve(None, ["model_name_or_path=m"], environ={})
+
+
+@pytest.mark.parametrize(
+    "tokens, match",
+    [
+        (["data.max_length=abc"], "max_length"),
+        (["data.micro_batch_size_per_gpu=0"], "micro_batch_size_per_gpu"),
+        (["data.use_dynamic_bsz=true"], "max_token_len_per_gpu"),
+        (["data.use_dynamic_bsz=maybe"], "use_dynamic_bsz"),
+        (["optim.lr_scheduler=nope"], "nope"),
+        (["ulysses_sequence_parallel_size=2"], "ulysses_sequence_parallel_size"),
+    ],
+)
+def test_bad_values_are_errors(tokens, match):
+    with pytest.raises(SftkitError, match=match):
+        run(*tokens)
+
+
+def test_bad_env_value_is_an_error():
+    with pytest.raises(SftkitError, match="per_device_train_batch_size"):
+        run(environ={"BATCH_SIZE": "four"})
+
+
+@pytest.mark.parametrize("token", ["data.truncation=middle", "dtype=float16"])
+def test_value_outside_choices_is_an_error(token):
+    with pytest.raises(SftkitError, match=token.split("=")[1]):
+        run(token)
+
+
+# ---- global batch ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "global_batch, micro, world, accumulation",
+    [(16, 4, 1, 4), (16, 4, 2, 2), (16, 8, 2, 1), (64, 2, 4, 8), (4, 4, 1, 1)],
+)
+def test_gradient_accumulation_from_train_batch_size(global_batch, micro, world, accumulation):
+    r = run(f"data.train_batch_size={global_batch}", f"data.micro_batch_size_per_gpu={micro}", world_size=world)
+    assert r.train.gradient_accumulation_steps == accumulation
+    assert r.world_size == world and r.global_batch == global_batch
+    assert r.to_dict()["global_batch"] == global_batch and r.to_dict()["world_size"] == world
+
+
+def test_world_size_from_environment():
+    r = run("data.train_batch_size=16", "data.micro_batch_size_per_gpu=4", environ={"WORLD_SIZE": "2"})
+    assert (r.world_size, r.train.gradient_accumulation_steps) == (2, 2)
+
+
+def test_without_train_batch_size_the_accumulation_is_kept():
+    r = run("data.micro_batch_size_per_gpu=4", "gradient_accumulation_steps=3", world_size=2)
+    assert r.train.gradient_accumulation_steps == 3 and r.global_batch == 24
+
+
+@pytest.mark.parametrize(
+    "global_batch, micro, world",
+    [(10, 4, 1), (12, 4, 2), (4, 4, 2), (0, 4, 1), (6, 4, 1)],
+)
+def test_impossible_batch_combination_is_an_error(global_batch, micro, world):
+    with pytest.raises(SftkitError, match=f"train_batch_size={global_batch}") as info:
+        run(f"data.train_batch_size={global_batch}", f"data.micro_batch_size_per_gpu={micro}", world_size=world)
+    assert f"({micro})" in str(info.value) and f"({world})" in str(info.value)
+
+
+# ---- shipped recipes ---------------------------------------------------------------------------------------------
+def recipe_world_size(path: Path) -> int:
+    """The number of processes the recipe's opening comment names ('4 x 80 GB GPUs', '2 GPUs', '1 GPU', 'CPU')."""
+    header = path.read_text().splitlines()[0]
+    found = re.search(r"(\d+) x \d+ ?GB GPUs", header) or re.search(r"(\d+) GPUs?\b", header)
+    return int(found.group(1)) if found else 1
+
+
+def test_spec_recipes_are_shipped():
+    names = {p.stem for p in RECIPES}
+    for model in ("tiny", "qwen0.5b", "qwen1.5b", "llama3b"):
+        assert model in names and f"{model}-lora" in names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_shipped_recipe_resolves(path):
+    world = recipe_world_size(path)
+    r = resolve(str(path), [], environ={}, world_size=world)
+    data = yaml.safe_load(path.read_text())
+    assert r.model.model_name_or_path == data["model_name_or_path"]
+    assert r.data.train_files == data["train_files"]
+    if "train_batch_size" in data:  # sized for the hardware it names
+        assert r.global_batch == data["train_batch_size"]
+    assert bool(r.model.lora_rank) == path.stem.endswith("-lora")
+    applied = {VERL_KEYS.get(key, key) for key in data} - set(SPLIT_KEYS)
+    assert applied <= set(r.sources)  # every key of the recipe is a known one and was applied
+    # and the overrides of its comment apply on top of it
+    r = resolve(str(path), ["data.max_length=4096", "optim.lr=1.0e-4", "trainer.logger=console"], {}, world)
+    assert (r.train.max_length, r.train.learning_rate, r.train.logger) == (4096, 1e-4, ["console"])
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_opens_with_hardware_and_launch_command(path):
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# Config for ")
+    launch = next((line for line in lines if line.startswith("# Launch:")), "")
+    assert f"--config recipes/{path.name}" in launch
+
+
+# ---- split_config / train.main ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--config", "r.yaml", "optim.lr=1"], ("r.yaml", ["optim.lr=1"])),
+        (["optim.lr=1", "--config=r.yaml"], ("r.yaml", ["optim.lr=1"])),
+        (["--recipe", "r.yaml"], ("r.yaml", [])),
+        (["optim.lr=1"], (None, ["optim.lr=1"])),
+    ],
+)
+def test_split_config(argv, expected):
+    assert split_config(argv) == expected
+
+
+def test_config_without_path_is_an_error():
+    with pytest.raises(SftkitError, match="--config needs a recipe path"):
+        split_config(["optim.lr=1", "--config"])
+
+
+def test_train_main_user_error_exits_2_without_traceback(tmp_path, capsys):
+    assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not found" in err and "Traceback" not in err
+    assert train_main(["model_name_or_path=m", "train_files=[t.parquet]", "optim.lrr=1"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+
+
+# ---- --help --------------------------------------------------------------------------------------------------------
+def exit_code(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:  # argparse's --help
+        return 0 if exc.code is None else exc.code
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"]])
+def test_sftkit_help(argv, capsys):
+    assert exit_code(argv) == 0
+    out = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert name in out
+
+
+def test_unknown_command(capsys):
+    assert cli.main(["trian"]) == 2
+    assert "Did you mean: train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_subcommand_help(name, capsys, monkeypatch):
+    if name == "filter":
+        pytest.importorskip(cli.COMMANDS[name][0])
+    shown = []  # the argparse parsers that printed their help (to check every option is explained)
+    original = argparse.ArgumentParser.print_help
+
+    def record(self, file=None):
+        shown.append(self)
+        return original(self, file)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "print_help", record)
+    assert exit_code([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"sftkit {name}" in out
+    if name not in ("train", "inspect"):  # these two print their own help text
+        assert shown, f"{name} --help printed no argparse help"
+    for parser in shown:
+        for action in parser._actions:
+            assert action.help and action.help != argparse.SUPPRESS, f"{name}: {action.option_strings} unexplained"
+
+
+def test_train_help_lists_every_key(capsys):
+    assert train_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for key in VERL_KEYS:
+        assert key in out
+    for cls in CONFIG_CLASSES:
+        for f in dataclasses.fields(cls):
+            assert f"--{f.name}" in out
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
