@@ -24,6 +24,7 @@ def step(title: str, *cmd: str) -> None:
 
 
 def sample_generation(model_dir: Path, prompt: str) -> str:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -31,7 +32,8 @@ def sample_generation(model_dir: Path, prompt: str) -> str:
     ids = tok.apply_chat_template(
         [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
-    out = model.generate(**ids, max_new_tokens=48, do_sample=False)
+    torch.manual_seed(0)  # sampled (greedy decoding of an undertrained model repeats one token)
+    out = model.generate(**ids, max_new_tokens=48, do_sample=True, temperature=0.7, top_k=50)
     return tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=False)
 
 
@@ -71,7 +73,7 @@ def main() -> None:
 
     prompt = pq.read_table(ROOT / "data/sft/val.parquet", columns=["prompt"]).column(0)[0].as_py()
     hf = ROOT / "runs/tiny/global_step_final/huggingface"
-    print(f"\n=== sample generation from {hf.relative_to(ROOT)} (a 200k-parameter model: expect babble)")
+    print(f"\n=== sample generation from {hf.relative_to(ROOT)} (200k parameters, one minute of training: babble)")
     print(f"prompt: {prompt[:200]}\nresponse: {sample_generation(hf, prompt)!r}")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s")
 
