@@ -78,11 +78,25 @@ class StepCounter:
 
 
 def fmt(key: str, value) -> str:
-    if isinstance(value, float):
-        if key in ("learning_rate",):
-            return f"{key}={value:.3e}"
-        return f"{key}={value:.4g}"
-    return f"{key}={value}"
+    """One `key=value` of the console line, in the unit a person reads (the JSON keeps raw numbers)."""
+    if not isinstance(value, float | int):
+        return f"{key}={value}"
+    if key == "learning_rate":
+        return f"lr={value:.3e}"
+    if key == "tokens_per_second":
+        return f"tokens/s={value:,.0f}"
+    if key == "padding_fraction":
+        return f"padding={value:.1%}"
+    if key == "mfu":
+        return f"mfu={value:.1%}"
+    if key == "peak_memory_gib":
+        return f"peak_mem={value:.1f}GiB"
+    if key == "eta_seconds":
+        minutes, seconds = divmod(int(value), 60)
+        return f"eta={minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+    if key == "epoch":
+        return f"epoch={value:.2f}"
+    return f"{key}={value:.4g}"
 
 
 class MetricsCallback(TrainerCallback):
