@@ -117,31 +117,39 @@ def test_steps_align_with_length_groups_when_data_does_not_divide(sample_lengths
 @pytest.mark.parametrize("budget", [64, 512, 1500])
 def test_token_budget_batches_respect_budget_and_cover_every_example(budget):
     lengths = random_lengths(3000, seed=budget, low=1, high=700)  # some longer than the smaller budgets
-    for epoch in (0, 1):
-        batches = token_budget_batches(lengths, budget, seed=9, epoch=epoch)
-        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-        for b in batches:
-            longest = max(lengths[i] for i in b)
-            assert len(b) * longest <= budget or len(b) == 1, (b, longest)
-        assert all(lengths[b[0]] > budget for b in batches if len(b) == 1 and len(b) * lengths[b[0]] > budget)
-    a = token_budget_batches(lengths, budget, 9, 0)
-    assert a == token_budget_batches(lengths, budget, 9, 0)
-    assert a != token_budget_batches(lengths, budget, 9, 1)
+    batches = token_budget_batches(lengths, budget, seed=9)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        longest = max(lengths[i] for i in b)
+        assert len(b) * longest <= budget or len(b) == 1, (b, longest)
+    assert batches == token_budget_batches(lengths, budget, 9)
+    assert batches != token_budget_batches(lengths, budget, 10)
 
 
-def test_token_budget_batches_cut_padding_and_sampler():
-    lengths = random_lengths(400, seed=8)
-    batches = token_budget_batches(lengths, 2048, seed=1, epoch=0)
-    assert padding_fraction(lengths, batches) < 0.05
-    sampler = TokenBudgetBatchSampler(lengths, 2048, seed=1)
-    assert list(sampler) == batches and len(sampler) == len(batches)
-    sampler.set_epoch(1)
-    assert list(sampler) == token_budget_batches(lengths, 2048, 1, 1)
+def test_token_budget_sampler_same_batches_every_epoch_in_another_order():
+    lengths = random_lengths(6000, seed=8)
+    sampler = TokenBudgetBatchSampler(lengths, 8192, seed=1)
+    epochs = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
+        assert len(epochs[-1]) == len(sampler)  # the Trainer plans the schedule from len(): it must hold
+        assert sorted(i for b in epochs[-1] for i in b) == list(range(len(lengths)))  # every example once
+    assert epochs[0] != epochs[1] and sorted(map(tuple, epochs[0])) == sorted(map(tuple, epochs[1]))
+    assert padding_fraction(lengths, epochs[0]) < 0.05
+
+
+def test_token_budget_sampler_shards_evenly_without_repeats():
+    lengths = random_lengths(500, seed=3)
+    sampler = TokenBudgetBatchSampler(lengths, 1024, seed=2, multiple_of=3)
+    assert len(sampler) % 3 == 0 and len(sampler) > len(sampler.batches) - 3
+    seen = [i for b in sampler for i in b]
+    assert len(seen) == len(set(seen))
 
 
 def test_token_budget_long_example_goes_alone():
     lengths = [10, 300, 10, 10]
-    batches = token_budget_batches(lengths, 100, seed=0, epoch=0)
+    batches = token_budget_batches(lengths, 100, seed=0)
     assert [1] in batches
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
     assert all(len(b) * max(lengths[i] for i in b) <= 100 for b in batches if b != [1])
@@ -218,3 +226,27 @@ def test_padding_free_training_runs_without_padding_and_keeps_the_loss(tmp_path)
     assert a.keys() == b.keys() == {1, 2}
     for step in a:
         assert a[step] == pytest.approx(b[step], abs=1e-4), step
+
+
+@pytest.mark.slow
+def test_token_budget_training_bounds_every_micro_batch(tmp_path):
+    from _train_utils import make_assets, train
+
+    assets = make_assets(tmp_path / "assets")
+    trainer = train(
+        assets,
+        tmp_path / "budget",
+        max_steps=3,
+        save_steps=0,
+        eval_steps=0,
+        val_files="[]",
+        use_dynamic_bsz="true",
+        max_token_len_per_gpu=1024,
+    )
+    loader = trainer.get_train_dataloader()
+    shapes = [tuple(batch["input_ids"].shape) for _, batch in zip(range(20), loader)]
+    assert all(rows * cols <= 1024 or rows == 1 for rows, cols in shapes)
+    assert len({rows for rows, _ in shapes}) > 1  # the number of examples follows the lengths
+    rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
+    assert all(r["padding_fraction"] < 0.1 for r in rows if "loss" in r)

@@ -206,3 +206,65 @@ def test_export_cli_of_a_numbered_checkpoint(assets, tmp_path):
         model_pt(out / "global_step_2"),
     )
     assert export.main([str(tmp_path / "nope"), "--output", str(target)]) == 2
+
+
+def small_train_file(assets, tmp_path, rows: int = 40):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(assets["train"]).slice(0, rows), path)
+    return path
+
+
+def test_resume_in_a_later_epoch_replays_nothing(assets, tmp_path):
+    """40 examples, global batch 8: 5 steps an epoch; crash in epoch 2 and resume: the same losses as straight."""
+    extra = {
+        "train_files": f"[{small_train_file(assets, tmp_path)}]",
+        "max_steps": -1,
+        "num_train_epochs": 2,
+        "save_steps": 7,
+        "eval_steps": 0,
+    }
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(assets, straight, **extra)
+    with pytest.raises(Crash):
+        train(assets, resumed, callbacks=[CrashAfterSave(7)], **extra)
+    train(assets, resumed, resume_from_checkpoint="auto", **extra)
+    a, b = losses(straight), losses(resumed)
+    assert sorted(a) == sorted(b) == list(range(1, 11))
+    for step in a:
+        assert a[step] == pytest.approx(b[step], abs=1e-6), step
+
+
+def test_save_initial_does_not_change_the_run(assets, tmp_path):
+    plain, initial = tmp_path / "plain", tmp_path / "initial"
+    train(assets, plain, max_steps=3, save_steps=0, eval_steps=0)
+    train(assets, initial, max_steps=3, save_steps=0, eval_steps=0, save_initial="true")
+    assert losses(plain) == pytest.approx(losses(initial), abs=1e-7)
+    assert torch.load(initial / "global_step_0" / "optimizer.pt", weights_only=True) == {}
+
+
+def test_a_fresh_run_in_an_old_folder(assets, tmp_path):
+    """Another run's checkpoints (a higher step) stay out of the way: pruning keeps the new ones, `auto` picks the
+    newest written, metrics.jsonl holds this run's steps only."""
+    out = tmp_path / "run"
+    train(assets, out, max_steps=6, save_steps=6, eval_steps=0)
+    (out / "global_step_final").rename(out / "global_step_100")  # a stale, higher-numbered checkpoint
+    train(assets, out, max_steps=4, save_steps=2, eval_steps=0, max_ckpt_to_keep=1)
+    names = sorted(p.name for p in out.glob("global_step_*"))
+    assert "global_step_4" in names and "global_step_final" in names
+    assert checkpoint.find_latest(out).name == "global_step_final"
+    assert sorted(losses(out)) == [1, 2, 3, 4]
+
+
+def test_interrupted_overwrite_of_the_final_checkpoint_is_recovered(tmp_path):
+    files = {
+        "model.pt": {},
+        "optimizer.pt": {},
+        "scheduler.pt": {},
+        "train_state.pt": {"saved_at": 1.0},
+        "trainer_state.json": "{}",
+    }
+    checkpoint.write_checkpoint(tmp_path, "global_step_final", files)
+    os.rename(tmp_path / "global_step_final", tmp_path / ".old-global_step_final")  # crash between the renames
+    assert checkpoint.find_latest(tmp_path).name == ".old-global_step_final"

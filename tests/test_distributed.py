@@ -122,3 +122,20 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
     table = results.read_text()
     for check in ("tiny-full-fsdp | ok", "tiny-lora-fsdp | ok", "tiny-padding-free | ok", "save+resume+export | ok"):
         assert check in table
+
+
+def test_two_process_resume_in_a_later_epoch(assets, tmp_path):
+    """On a resume with 2 processes our sampler sits three wrappers down, out of reach of set_epoch: without the
+    trainer telling it the epoch, a resumed epoch 2 would replay epoch 0's order."""
+    import pyarrow.parquet as pq
+
+    small = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(assets["train"]).slice(0, 40), small)  # 5 steps an epoch at global batch 8
+    extra = dict(train_files=f"[{small}]", max_steps=-1, num_train_epochs=2, save_steps=7, eval_steps=0)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch("torchrun", overrides(assets, straight, **extra))
+    launch("torchrun", overrides(assets, resumed, resume_from_checkpoint=straight / "global_step_7", **extra))
+    a, b = losses(straight), losses(resumed)
+    assert sorted(b) == [8, 9, 10]
+    for step in b:
+        assert b[step] == pytest.approx(a[step], rel=1e-5), step

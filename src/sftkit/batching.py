@@ -58,10 +58,12 @@ class GroupedSampler(Sampler[int]):
         return iter(grouped_order(self.lengths, self.global_batch, self.seed, self.epoch))
 
 
-def token_budget_batches(lengths: Sequence[int], budget: int, seed: int, epoch: int) -> list[list[int]]:
-    """Micro-batches with count x longest <= budget (an example longer than the budget goes alone)."""
-    order = _perm(len(lengths), seed * 1_000_003 + epoch)
-    window = max(1, WINDOW * 64)
+def token_budget_batches(lengths: Sequence[int], budget: int, seed: int) -> list[list[int]]:
+    """Micro-batches with count x longest <= budget (an example longer than the budget goes alone), cut once per
+    run from a seeded shuffle sorted by length within windows: the same batches every epoch, so the number of
+    steps per epoch is fixed (the Trainer plans the schedule from it); `TokenBudgetBatchSampler` reorders them."""
+    order = _perm(len(lengths), seed * 1_000_003)
+    window = WINDOW * 64
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
         current: list[int] = []
@@ -74,22 +76,28 @@ def token_budget_batches(lengths: Sequence[int], budget: int, seed: int, epoch: 
             longest = max(longest, lengths[i])
         if current:
             batches.append(current)
-    return [batches[i] for i in _perm(len(batches), seed * 1_000_003 + epoch + 7919)]
+    return batches
 
 
 class TokenBudgetBatchSampler(Sampler[list[int]]):
-    def __init__(self, lengths: Sequence[int], budget: int, seed: int):
-        self.lengths, self.budget, self.seed, self.epoch = list(lengths), budget, seed, 0
-        self._len = len(token_budget_batches(self.lengths, budget, seed, 0))
+    """The token-budget micro-batches in a seeded random order per epoch. With several processes the last
+    `len % multiple_of` batches of each epoch's order are left out (a different few each epoch), so that
+    Accelerate's sharding never pads by repeating batches: no example is trained twice in an epoch."""
+
+    def __init__(self, lengths: Sequence[int], budget: int, seed: int, multiple_of: int = 1):
+        self.batches = token_budget_batches(lengths, budget, seed)
+        self.seed, self.epoch = seed, 0
+        self.n = len(self.batches) - len(self.batches) % max(1, multiple_of)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self._len
+        return self.n
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(token_budget_batches(self.lengths, self.budget, self.seed, self.epoch))
+        order = _perm(len(self.batches), self.seed * 1_000_003 + self.epoch + 7919)[: self.n]
+        return iter(self.batches[i] for i in order)
 
 
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:

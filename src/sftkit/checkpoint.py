@@ -41,17 +41,13 @@ MODEL, OPTIM, SCHED, STATE, HF_STATE = (
     "train_state.pt",
     "trainer_state.json",
 )
-REQUIRED = (MODEL, OPTIM, SCHED, STATE)
+REQUIRED = (MODEL, OPTIM, SCHED, STATE, HF_STATE)
 NUMBERED = re.compile(r"^global_step_(\d+)$")
 GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
-
-
-def rank() -> int:
-    return dist.get_rank() if distributed() else 0
 
 
 def barrier() -> None:
@@ -92,10 +88,12 @@ def all_rng_states() -> list[dict]:
 
 
 def trained_state_dict(model, lora: bool) -> dict:
-    """Gathered to rank 0 on CPU (other ranks get {} under FSDP). LoRA: adapter weights only."""
-    sd = get_model_state_dict(model, options=GATHER)
-    if lora:
-        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    """Gathered to rank 0 on CPU (other ranks get {} under FSDP). LoRA: the adapter weights only, and the frozen
+    base weights are not even gathered."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=lora)
+    sd = get_model_state_dict(model, options=options)
+    if lora:  # a tied weight (lm_head = embeddings) is not a parameter of its own and escapes the option above
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
         sd = {k: v for k, v in sd.items() if k in trainable or ".lora_" in k}
     return sd
 
@@ -128,6 +126,13 @@ def _fsync_save(obj, path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _fsync_text(text: str, path: Path) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -154,7 +159,7 @@ def write_checkpoint(output_dir: str | Path, name: str, files: dict[str, object]
     try:
         for filename, obj in files.items():
             if isinstance(obj, str):
-                (tmp / filename).write_text(obj)
+                _fsync_text(obj, tmp / filename)
             else:
                 _fsync_save(obj, tmp / filename)
         if extra is not None:
@@ -192,22 +197,36 @@ def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
     return sorted((p for p in out.iterdir() if NUMBERED.match(p.name) and is_complete(p)), key=step_of)
 
 
+def saved_at(path: Path) -> float:
+    """When a checkpoint was written: recorded in train_state.pt (the file's time for older checkpoints)."""
+    try:
+        return float(load_state(path).get("saved_at") or (path / STATE).stat().st_mtime)
+    except Exception:  # unreadable: treat as oldest
+        return 0.0
+
+
 def find_latest(output_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint, by global step (global_step_final wins a tie). Not just `latest`: a crash
-    between the rename of a new checkpoint and the update of `latest` leaves a newer complete one behind it."""
+    """The most recently written complete checkpoint. Not the highest step: a folder may hold an older run's
+    checkpoints. Not just `latest`: a crash between the rename of a new checkpoint and the update of `latest`
+    leaves a newer complete one behind it. A `global_step_final` moved aside by an interrupted overwrite counts."""
     out = Path(output_dir)
-    found = [(step_of(p), 0, p) for p in numbered_checkpoints(out)]
-    final = out / "global_step_final"
-    if is_complete(final):
-        found.append((load_state(final)["global_step"], 1, final))
-    return max(found)[2] if found else None
+    if not out.is_dir():
+        return None
+    found = [
+        p
+        for p in out.iterdir()
+        if (p.name.startswith("global_step_") or p.name.startswith(".old-global_step_")) and is_complete(p)
+    ]
+    return max(found, key=lambda p: (saved_at(p), not p.name.startswith("."))) if found else None
 
 
-def prune(output_dir: str | Path, keep: int | None) -> list[Path]:
-    """Remove the oldest numbered checkpoints beyond `keep` (never global_step_final). Called after a save."""
+def prune(output_dir: str | Path, keep: int | None, keep_also: Path | None = None) -> list[Path]:
+    """After a save: remove the oldest (by write time) numbered checkpoints beyond the newest `keep`. Never
+    global_step_final, never the checkpoint just written."""
     if not keep or keep < 1:
         return []
-    old = numbered_checkpoints(output_dir)[:-keep]
+    ranked = sorted(numbered_checkpoints(output_dir), key=saved_at, reverse=True)
+    old = [p for p in ranked[keep:] if keep_also is None or p.resolve() != Path(keep_also).resolve()]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
     return old
@@ -225,8 +244,14 @@ def load_model(model, path: str | Path, lora: bool) -> None:
 
 def load_optimizer(model, optimizer, path: str | Path) -> None:
     osd = torch.load(Path(path) / OPTIM, map_location="cpu", weights_only=True, mmap=True)
+    if not osd:  # global_step_0: saved before the first step, nothing to restore
+        return
     set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=distributed()))
 
 
 def gather_optimizer(model, optimizer) -> dict:
+    """Full optimizer state on rank 0, keyed by parameter name. {} before the first step: torch would otherwise
+    initialise the state with a fake step (Adam's step count 1), changing the run that saved it."""
+    if not getattr(optimizer, "optimizer", optimizer).state:
+        return {}
     return get_optimizer_state_dict(model, optimizer, options=GATHER)

@@ -47,7 +47,7 @@ def batching_report(lengths: list[int], r: Resolved) -> dict:
     }
     if r.data.use_dynamic_bsz:
         report["token budget (use_dynamic_bsz)"] = padding_fraction(
-            lengths, token_budget_batches(lengths, r.data.max_token_len_per_gpu, seed, 0)
+            lengths, token_budget_batches(lengths, r.data.max_token_len_per_gpu, seed)
         )
     return report
 
@@ -88,7 +88,13 @@ def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
     lengths = ds["length"]
     trained = [sum(1 for x in labels if x != IGNORE) for labels in ds["labels"]]
     prompt = [n - t for n, t in zip(lengths, trained)]
-    steps = math.ceil(len(ds) / r.global_batch)
+    if r.data.use_dynamic_bsz:  # micro-batches by token budget: steps = micro-batches / (processes x accumulation)
+        from sftkit.batching import token_budget_batches
+
+        micro = len(token_budget_batches(lengths, r.data.max_token_len_per_gpu, r.train.seed))
+        steps = math.ceil(micro / (r.world_size * r.train.gradient_accumulation_steps))
+    else:
+        steps = math.ceil(len(ds) / r.global_batch)
     report = {
         "config": r.to_dict(),
         "rows": {"read": rows.rows_read, "usable": rows.rows_ok, "bad": dict(rows.bad), "examples": len(ds)},

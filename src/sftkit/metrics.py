@@ -26,19 +26,24 @@ TRAIN_KEYS = (
     "peak_memory_gib",
 )
 
-# Dense bf16 peak FLOP/s per GPU (no sparsity), by a substring of torch.cuda.get_device_name().
-PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "H800": 989e12,
-    "A100": 312e12,
-    "A800": 312e12,
-    "L40S": 362e12,
-    "A10G": 125e12,
-    "L4": 121e12,
-    "4090": 165e12,
-    "B200": 2250e12,
-}
+# Dense bf16 peak FLOP/s per GPU (no sparsity), matched against torch.cuda.get_device_name() in this order
+# (more specific names first: an "H100 PCIe" is not an "H100 SXM", an "L40S" is not an "L4").
+PEAK_FLOPS = [
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("H800", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L40", 181e12),
+    ("A10G", 70e12),
+    ("L4", 121e12),
+    ("4090", 165e12),
+]
 
 
 def peak_flops() -> float | None:
@@ -47,13 +52,17 @@ def peak_flops() -> float | None:
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    return next((v for k, v in PEAK_FLOPS if k in name), None)
 
 
-def flops_per_token(n_params: int, n_layers: int, hidden: int, seq_len: float) -> float:
-    """Training FLOPs per token: 6N for the matmuls (forward + backward) + 12·L·H·S for attention scores/values
-    (PaLM appendix B), with S the mean sequence length actually attended over."""
-    return 6 * n_params + 12 * n_layers * hidden * seq_len
+def flops_per_token(
+    n_params: int, n_layers: int, hidden: int, seq_len: float, n_trainable: int | None = None
+) -> float:
+    """Training FLOPs per token (PaLM appendix B): the matmuls cost 2N forward, 2N for the activation gradients and
+    2N for the weight gradients of the *trained* weights (all of them in full fine-tuning: 6N; LoRA: ~4N), plus
+    12·L·H·S for attention scores and values, S the mean sequence length attended over."""
+    trainable = n_params if n_trainable is None else n_trainable
+    return 4 * n_params + 2 * trainable + 12 * n_layers * hidden * seq_len
 
 
 class StepCounter:
@@ -113,7 +122,17 @@ class MetricsCallback(TrainerCallback):
         from tqdm.auto import tqdm
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.truncate_after(state.global_step)
         self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", dynamic_ncols=True)
+
+    def truncate_after(self, step: int) -> None:
+        """A fresh run starts a fresh file; a resumed one drops the rows logged after its checkpoint (a crashed run
+        may have logged steps it never saved), so each step appears once."""
+        if not self.path.exists():
+            return
+        rows = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if step and json.loads(line).get("step", 0) <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:

@@ -136,12 +136,34 @@ def run(r: Resolved, callbacks=()):
     setup_wandb(r)
     set_seed(t.seed)
     model = modeling.load_model(m.model_name_or_path, attn, t.bf16, m.use_liger, t.trust_remote_code)
+    check_output_dir(r, model, resume_from)
     trainer = make_trainer(r, config, model, tokenizer, train_ds, val_ds)
     for cb in [MetricsCallback(t.output_dir), *callbacks]:
         trainer.add_callback(cb)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finish(r, trainer, val_ds)
     return trainer
+
+
+def check_output_dir(r: Resolved, model, resume_from) -> None:
+    """Before training: enough disk for a checkpoint (not hours in, at the first save), and a word when the
+    folder already holds another run's checkpoints."""
+    from sftkit import checkpoint
+    from sftkit.errors import SftkitError
+
+    out = Path(r.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = sum(p.numel() for p in model.parameters())
+    trained = n if not r.model.lora_rank else max(1, n // 100)  # LoRA adapters: about 1% of the weights
+    need = trained * (4 + 8)  # fp32 weights + Adam's two moments
+    problem = checkpoint.check_disk(out, need)  # every rank checks (no collective before the trainer exists)
+    if problem:
+        raise SftkitError(problem)
+    if resume_from is None and is_main() and checkpoint.find_latest(out) is not None:
+        print(
+            f"note: {out} already holds checkpoints of an earlier run; this run starts from scratch and writes "
+            "beside them (trainer.resume_from_checkpoint=auto would continue the newest one)"
+        )
 
 
 def make_trainer(r: Resolved, config: dict, model, tokenizer, train_ds, val_ds):
@@ -183,13 +205,16 @@ def finish(r: Resolved, trainer, val_ds) -> Path:
     evaluated = any(e.get("step") == trainer.state.global_step and "eval_loss" in e for e in trainer.state.log_history)
     if val_ds is not None and not evaluated:
         trainer.evaluate()
-    path = trainer.save_sftkit_checkpoint("global_step_final")
+    # The Hugging Face folder is written inside the checkpoint before its rename: a final checkpoint is complete
+    # with it or not there at all.
+    path = trainer.save_sftkit_checkpoint(
+        "global_step_final", extra=lambda tmp: export_checkpoint(tmp, tmp / "huggingface", r.model.merge_lora)
+    )
     if trainer.is_world_process_zero():
-        hf = export_checkpoint(path, path / "huggingface", r.model.merge_lora)
         metrics = Path(r.train.output_dir) / "metrics.jsonl"
         png = plot_loss(metrics, Path(r.train.output_dir) / "loss.png") if metrics.exists() else None
         print(
-            f"done: checkpoint {path}\n      Hugging Face folder {hf}\n      metrics {metrics}"
+            f"done: checkpoint {path}\n      Hugging Face folder {path / 'huggingface'}\n      metrics {metrics}"
             + (f"\n      loss curve {png}" if png else "")
         )
     return Path(r.train.output_dir) / "global_step_final"

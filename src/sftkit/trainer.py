@@ -37,16 +37,17 @@ class SftkitTrainer(SFTTrainer):
         self.resolved_config = resolved_config
         self.lora = lora
         self.counter = StepCounter()
-        self.train_start = None
         self.peak_flops = peak_flops()
-        self.trained_steps_this_run = 0
+        self.epoch_sampler = None  # ours, told the epoch directly (see _run_epoch)
+        self.run_start = None  # (time, global step) when this run's training began: for the ETA
 
     # ---- batching (batching.py) ------------------------------------------------------------------------------
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or "length" not in dataset.column_names:
             return super()._get_train_sampler(train_dataset)
-        return GroupedSampler(dataset["length"], self.resolved_config["global_batch"], self.args.seed)
+        self.epoch_sampler = GroupedSampler(dataset["length"], self.resolved_config["global_batch"], self.args.seed)
+        return self.epoch_sampler
 
     def get_train_dataloader(self):
         budget = self.resolved_config.get("max_token_len_per_gpu")
@@ -57,7 +58,10 @@ class SftkitTrainer(SFTTrainer):
         from torch.utils.data import DataLoader
         from transformers.trainer_utils import seed_worker
 
-        sampler = TokenBudgetBatchSampler(self.train_dataset["length"], budget, self.args.seed)
+        sampler = TokenBudgetBatchSampler(
+            self.train_dataset["length"], budget, self.args.seed, multiple_of=self.args.world_size
+        )
+        self.epoch_sampler = sampler
         loader = DataLoader(
             self.train_dataset,
             batch_sampler=sampler,
@@ -95,25 +99,34 @@ class SftkitTrainer(SFTTrainer):
         elapsed = max(time.perf_counter() - (self.counter.start or time.perf_counter()), 1e-9)
         self.counter.reset()
         out = {"tokens_per_second": real / elapsed, "padding_fraction": 1 - real / padded if padded else 0.0}
-        now = time.perf_counter()
-        self.train_start = self.train_start or now - elapsed
-        done = max(self.trained_steps_this_run, 1)
+        start_time, start_step = self.run_start or (time.perf_counter() - elapsed, self.state.global_step - 1)
+        done = max(self.state.global_step - start_step, 1)
         remaining = self.state.max_steps - self.state.global_step
-        out["eta_seconds"] = (now - self.train_start) / done * remaining
+        out["eta_seconds"] = (time.perf_counter() - start_time) / done * remaining
         if torch.cuda.is_available():
             out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            if self.peak_flops and real:
+            if self.peak_flops and real and self.args.bf16:  # peak_flops is the bf16 peak
                 cfg = self.model.config
                 mean_attended = attended / real  # token-weighted mean sequence length
-                n_params = sum(p.numel() for p in self.model.parameters())
-                flops = flops_per_token(n_params, cfg.num_hidden_layers, cfg.hidden_size, mean_attended) * real
+                params = list(self.model.parameters())
+                n_params = sum(p.numel() for p in params)
+                n_trainable = sum(p.numel() for p in params if p.requires_grad)
+                per_token = flops_per_token(
+                    n_params, cfg.num_hidden_layers, cfg.hidden_size, mean_attended, n_trainable
+                )
                 world = torch.distributed.get_world_size() if checkpoint.distributed() else 1
-                out["mfu"] = flops / elapsed / (self.peak_flops * world)
+                out["mfu"] = per_token * real / elapsed / (self.peak_flops * world)
         return out
 
-    def _maybe_log_save_evaluate(self, *args, **kwargs):
-        self.trained_steps_this_run += 1 if self.accelerator.sync_gradients else 0
-        return super()._maybe_log_save_evaluate(*args, **kwargs)
+    def _run_epoch(self, model, epoch, *args, **kwargs):
+        # Accelerate's and transformers' set_epoch reach a sampler two wrappers down at most; on a resume with 2+
+        # processes ours sits three down (SkipBatchSampler > BatchSamplerShard > BatchSampler): tell it directly,
+        # or a resumed later epoch would replay epoch 0's order.
+        if self.epoch_sampler is not None:
+            self.epoch_sampler.set_epoch(epoch)
+        if self.run_start is None:
+            self.run_start = (time.perf_counter(), self.state.global_step)
+        return super()._run_epoch(model, epoch, *args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         start = time.perf_counter()
@@ -124,20 +137,21 @@ class SftkitTrainer(SFTTrainer):
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial=None) -> None:
-        step, every = self.state.global_step, int(self.args.save_steps or 0)
+        step, every = self.state.global_step, int(self.state.save_steps or 0)  # state: ratios already resolved
         if every and step % every and step >= self.state.max_steps:
             return  # transformers' extra save at the last step: global_step_final follows, no need to write twice
         self.save_sftkit_checkpoint(f"global_step_{step}")
 
-    def save_sftkit_checkpoint(self, name: str):
-        """Every rank gathers; rank 0 writes `name` atomically, updates `latest`, prunes old ones."""
+    def save_sftkit_checkpoint(self, name: str, extra=None):
+        """Every rank gathers; rank 0 writes `name` atomically (with `extra(tmp_dir)` inside it, e.g. the Hugging
+        Face export), updates `latest`, prunes old ones."""
         start = time.perf_counter()
         try:
-            return self._save_sftkit_checkpoint(name)
+            return self._save_sftkit_checkpoint(name, extra)
         finally:
             self.counter.pause(time.perf_counter() - start)
 
-    def _save_sftkit_checkpoint(self, name: str):
+    def _save_sftkit_checkpoint(self, name: str, extra=None):
         model_sd = checkpoint.trained_state_dict(self.model, self.lora)
         optim_sd = checkpoint.gather_optimizer(self.model, self.optimizer) if self.optimizer is not None else {}
         rngs = checkpoint.all_rng_states()
@@ -158,8 +172,8 @@ class SftkitTrainer(SFTTrainer):
                 checkpoint.STATE: self.train_state(rngs),
                 checkpoint.HF_STATE: self.state_json(),
             }
-            path = checkpoint.write_checkpoint(self._output_root(), name, files)
-            checkpoint.prune(self._output_root(), self.args.max_ckpt_to_keep)
+            path = checkpoint.write_checkpoint(self._output_root(), name, files, extra)
+            checkpoint.prune(self._output_root(), self.args.max_ckpt_to_keep, keep_also=path)
         checkpoint.barrier()
         return path
 
@@ -181,6 +195,7 @@ class SftkitTrainer(SFTTrainer):
             "rng_states": rngs,
             "config": self.resolved_config,
             "sftkit_version": __version__,
+            "saved_at": time.time(),
         }
 
     def state_json(self) -> str:
@@ -195,7 +210,7 @@ class SftkitTrainer(SFTTrainer):
     def _load_optimizer_and_scheduler(self, checkpoint_dir):
         if checkpoint_dir is None:
             return
-        checkpoint.load_optimizer(self.model, self.optimizer, checkpoint_dir)
+        checkpoint.load_optimizer(self.model, self.optimizer, checkpoint_dir)  # no-op for global_step_0
         sched = torch.load(f"{checkpoint_dir}/{checkpoint.SCHED}", map_location="cpu", weights_only=False)
         if sched and self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(sched)
