@@ -81,6 +81,9 @@ SEED_DEFAULTS: dict[str, str] = {
     "LORA_ALPHA": "32",
 }
 
+# verl's names for values that transformers spells otherwise.
+VALUE_ALIASES: dict[str, dict[str, str]] = {"lr_scheduler_type": {"wsd": "warmup_stable_decay"}}
+
 # One value -> several fields: `optim.betas=[0.9,0.95]` sets adam_beta1 and adam_beta2.
 SPLIT_KEYS: dict[str, tuple[str, ...]] = {"betas": ("adam_beta1", "adam_beta2")}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftkit.errors import SftkitError
-from sftkit.labels import Encoder, TruncationStats, frame
+from sftkit.labels import Encoder, TruncationStats
 from sftkit.rows import RowReport, check_fields, expand_inputs, iter_rows
 
 BATCH = 1024
@@ -61,8 +61,7 @@ def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: b
             r_key = response_of(row, response_key)
             problem = check_fields(row, (r_key,))
             if problem:  # counted like any bad row (iter_rows only checked the prompt)
-                report.rows_ok -= 1
-                report.reject(f"{path}:{line}", problem[1], problem[0])
+                report.reject_accepted(f"{path}:{line}", problem[1], problem[0])
                 continue
             if r_key != response_key and not noted:
                 print(f"note: {path} has no {response_key!r} column; using its 'response' column")
@@ -75,21 +74,14 @@ def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: b
 
 def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: str):
     """Rows -> {"input_ids", "labels", "length"} lists and truncation stats. Batched through the fast tokenizer."""
-    tok = encoder.tokenizer
     out = {"input_ids": [], "labels": [], "length": []}
     stats = TruncationStats()
     for start in range(0, len(rows.prompts), BATCH):
         end = start + BATCH
-        if encoder.chat:
-            texts = [encoder._render([{"role": "user", "content": p}], True) for p in rows.prompts[start:end]]
-            prompts = tok(texts, add_special_tokens=False)["input_ids"]
-        else:
-            prompts = tok(rows.prompts[start:end], add_special_tokens=True)["input_ids"]
-        responses = tok([encoder.response_prefix + r for r in rows.responses[start:end]], add_special_tokens=False)[
-            "input_ids"
-        ]
-        for ex_id, p, r in zip(rows.ids[start:end], prompts, responses):
-            example = frame(p, r + encoder.end_ids, max_length, truncation, ex_id)
+        examples = encoder.encode_batch(
+            rows.prompts[start:end], rows.responses[start:end], max_length, truncation, rows.ids[start:end]
+        )
+        for ex_id, example in zip(rows.ids[start:end], examples):
             if example is None:
                 stats.dropped += 1
                 stats.dropped_ids.append(ex_id)

@@ -64,7 +64,8 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
         config = AutoConfig.from_pretrained(base, trust_remote_code=trust)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=trust)
         result = model.load_state_dict(state, strict=False)
-        missing = [k for k in result.missing_keys if k not in getattr(model, "_tied_weights_keys", None) or []]
+        tied = getattr(model, "_tied_weights_keys", None) or {}
+        missing = [k for k in result.missing_keys if k not in tied]
         if result.unexpected_keys or missing:
             raise SftkitError(
                 f"{ckpt}/model.pt does not match {base}: missing {missing[:3]}, "

@@ -79,11 +79,6 @@ def normalize_id(value) -> str | None:
     return None
 
 
-def _reject(report: RowReport, where: str, reason: str, kind: str) -> None:
-    report.rows_ok -= 1  # iter_rows counted the row as usable: it does not know the id and answer fields
-    report.reject(where, reason, kind)
-
-
 def gold_answer(row: dict, answer_key: str) -> str | None:
     """`answer_key`'s text (the final answer of a worked one: GSM8K's "... #### 72" gives "72"), else the final
     answer of a `solution` field (MATH's last \\boxed{}); None if there is neither."""
@@ -108,9 +103,11 @@ def load_metadata(path: Path, id_key: str, answer_key: str, strict: bool) -> tup
         key, where = normalize_id(row.get(id_key)), f"{path}:{line}"
         answer = gold_answer(row, answer_key)
         if key is None:
-            _reject(report, where, f"no usable {id_key!r} field (fields: {', '.join(row)})", "missing id")
+            report.reject_accepted(where, f"no usable {id_key!r} field (fields: {', '.join(row)})", "missing id")
         elif not answer:
-            _reject(report, where, f"no {answer_key!r} (nor a 'solution' with a \\boxed{{}} answer)", "missing answer")
+            report.reject_accepted(
+                where, f"no {answer_key!r} (nor a 'solution' with a \\boxed{{}} answer)", "missing answer"
+            )
         elif key in golds:
             if strict:
                 raise SftkitError(f"{where}: duplicate id {key!r} in the metadata (--strict)")
@@ -134,7 +131,7 @@ def read_solutions(files: list[Path], report: RowReport, response_key: str, id_k
         key = normalize_id(row.get(id_key))
         if key is None:
             reason = f"no usable {id_key!r} field (fields: {', '.join(row)}); use --id-key to name the id field"
-            _reject(report, f"{path}:{line}", reason, "missing id")
+            report.reject_accepted(f"{path}:{line}", reason, "missing id")
             continue
         for name, value in row.items():
             kinds[name][kind_of(value)] += 1

@@ -77,21 +77,42 @@ class Encoder:
             raise SftkitError("the chat template writes no special end-of-turn token and the tokenizer has no EOS.")
         return prefix, self.tokenizer(suffix.rstrip(), add_special_tokens=False)["input_ids"] + [eos]
 
-    def prompt_ids(self, prompt: str) -> list[int]:
+    def prompt_ids_batch(self, prompts: list[str]) -> list[list[int]]:
         if self.chat:
-            text = self._render([{"role": "user", "content": prompt}], True)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            texts = [self._render([{"role": "user", "content": p}], True) for p in prompts]
+            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
 
-    def response_ids(self, response: str) -> list[int]:
-        return self.tokenizer(self.response_prefix + response, add_special_tokens=False)["input_ids"]
+    def trained_ids_batch(self, responses: list[str]) -> list[list[int]]:
+        """Response (after what the template writes before an answer) + end of turn: the tokens with labels."""
+        ids = self.tokenizer([self.response_prefix + r for r in responses], add_special_tokens=False)["input_ids"]
+        return [r + self.end_ids for r in ids]
+
+    def encode_batch(
+        self,
+        prompts: list[str],
+        responses: list[str],
+        max_length: int | None = None,
+        truncation: str = "right",
+        example_ids=None,
+    ) -> list[Encoded | None]:
+        """Examples, batched through the fast tokenizer; None where truncation leaves no trained token."""
+        ids = example_ids if example_ids is not None else [None] * len(prompts)
+        pairs = zip(self.prompt_ids_batch(prompts), self.trained_ids_batch(responses), ids)
+        return [frame(p, r, max_length, truncation, i) for p, r, i in pairs]
 
     def encode(
         self, prompt: str, response: str, max_length: int | None = None, truncation: str = "right", example_id=None
     ) -> Encoded | None:
         """One example; None when truncation leaves no trained token (the caller counts it)."""
-        p, r = self.prompt_ids(prompt), self.response_ids(response) + self.end_ids
-        return frame(p, r, max_length, truncation, example_id)
+        return self.encode_batch([prompt], [response], max_length, truncation, [example_id])[0]
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.prompt_ids_batch([prompt])[0]
+
+    def response_ids(self, response: str) -> list[int]:
+        """The response's tokens alone (without the end of turn)."""
+        return self.tokenizer(self.response_prefix + response, add_special_tokens=False)["input_ids"]
 
 
 def frame(p: list[int], r: list[int], max_length: int | None, truncation: str, example_id=None) -> Encoded | None:

@@ -87,7 +87,8 @@ def load_model(name: str, attn: str, bf16: bool, use_liger: bool, trust_remote_c
     if use_liger:
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
-        _apply_liger_kernel_to_instance(model=model)
+        # TRL's SFTTrainer replaces the LM head's forward with its own fused loss: keep Liger's out of it.
+        _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=False, cross_entropy=False)
     return model
 
 

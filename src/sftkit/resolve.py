@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sftkit.compat import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
+from sftkit.compat import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VALUE_ALIASES, VERL_KEYS
 from sftkit.config import CONFIG_CLASSES, DataArguments, ModelArguments, SftkitConfig
 from sftkit.errors import SftkitError, closest
 
@@ -112,8 +112,14 @@ def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
     return out
 
 
+NULL = ("null", "none", "~", "")
+NULL_MEANS = {"max_steps": -1}  # verl's `trainer.total_training_steps=null`: train by epochs
+
+
 def to_value(name: str, value: Any) -> Any:
-    """Strings from env/CLI into the field's shape: lists from `[a,b]`, `a,b` or several words."""
+    """Strings from env/CLI into the field's shape: lists from `[a,b]`, `a,b` or several words; null/None."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in NULL and name != "report_to"):
+        return NULL_MEANS.get(name)
     if name in LIST_FIELDS or name in SPLIT_KEYS:
         if isinstance(value, str):
             text = value.strip()
@@ -121,8 +127,6 @@ def to_value(name: str, value: Any) -> Any:
         return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
     if isinstance(value, list):
         return " ".join(map(str, value))
-    if isinstance(value, str) and value.lower() in ("null", "none", "~") and name not in ("report_to",):
-        return None
     return value
 
 
@@ -152,6 +156,12 @@ def merge(recipe: str | None, argv: list[str], environ=os.environ) -> dict[str, 
             if len(parts) != len(targets):
                 raise SftkitError(f"{key} ({origin}) needs {len(targets)} values, e.g. [0.9,0.95]; got {parts}")
             values.update({t: (p, origin) for t, p in zip(targets, parts)})
+    for key, aliases in VALUE_ALIASES.items():
+        if key in values and str(values[key][0]) in aliases:
+            values[key] = (aliases[str(values[key][0])], values[key][1])
+    if "dtype" in values and str(values["dtype"][0]) != "auto" and "bf16" not in values:
+        # Precision is settled when TrainingArguments is built: an explicit dtype becomes bf16 before parsing.
+        values["bf16"] = (str(values["dtype"][0]) == "bfloat16", values["dtype"][1])
     return values
 
 
@@ -210,11 +220,11 @@ def validate(r: Resolved) -> None:
             "data.use_dynamic_bsz=true needs data.max_token_len_per_gpu (tokens per micro-batch, "
             "padding included), e.g. data.max_token_len_per_gpu=16384"
         )
+    if r.model.dtype != "auto":  # wins over an accelerate config's mixed_precision (read from the environment)
+        r.train.mixed_precision = "bf16" if r.model.dtype == "bfloat16" else "no"
     if r.data.use_remove_padding is None:  # padding-free where the kernel handles variable lengths
         attn = r.model.attn_implementation or ""
         r.data.use_remove_padding = r.model.use_flash_attention or attn.startswith("flash_attention")
-    if r.model.dtype != "auto":  # explicit precision wins over bf16's hardware default
-        r.train.bf16 = r.model.dtype == "bfloat16"
     if r.data.val_files is None:
         r.data.val_files = list(r.data.train_files)
     if r.train.ulysses_sequence_parallel_size != 1:

@@ -29,6 +29,11 @@ SHAPING_KEYS = (
     "adam_beta1",
     "adam_beta2",
     "seed",
+    # batching: another one puts other examples in each step, and the data position would point elsewhere
+    "use_dynamic_bsz",
+    "max_token_len_per_gpu",
+    "use_remove_padding",
+    "train_sampling_strategy",
 )
 
 

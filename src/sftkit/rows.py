@@ -53,6 +53,11 @@ class RowReport:
         if len(self.examples) < SHOW_FIRST:
             self.examples.append(BadRow(where, reason))
 
+    def reject_accepted(self, where: str, reason: str, kind: str) -> None:
+        """A row the reader had accepted fails a later check (a column only the caller knows about)."""
+        self.rows_ok -= 1
+        self.reject(where, reason, kind)
+
     @property
     def n_bad(self) -> int:
         return sum(self.bad.values())

@@ -52,7 +52,8 @@ def show_config(r: Resolved) -> None:
         f"gradient_accumulation: {t.gradient_accumulation_steps}  global_batch: {r.global_batch}",
         f"  lr: {t.learning_rate} scheduler: {scheduler} warmup: {t.warmup_steps}  epochs: {t.num_train_epochs} "
         f"max_steps: {t.max_steps}  seed: {t.seed}",
-        f"  precision: {'bf16 mixed' if t.bf16 else 'fp32'}  attention: {m.attn_implementation or 'sdpa'}  "
+        f"  precision: {'bf16 mixed' if t.bf16 else 'fp32'}  attention: "
+        f"{'flash_attention_2' if m.use_flash_attention else m.attn_implementation or 'sdpa'}  "
         f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {d.use_remove_padding}",
         f"  output_dir: {t.output_dir}  save_steps: {t.save_steps}  eval_steps: {t.eval_steps}  logger: {t.logger}",
     ]
