@@ -20,7 +20,7 @@ def assets(tmp_path_factory):
 
 def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
     out = tmp_path / "run"
-    trainer = train(assets, out, max_steps=8, save_steps=4)
+    trainer = train(assets, out, max_steps=8, save_steps=4, per_device_eval_batch_size=1)
     names = sorted(p.name for p in out.iterdir())
     assert {"global_step_4", "global_step_8", "global_step_final", "latest", "metrics.jsonl", "loss.png"} <= set(names)
     assert (out / "latest").read_text().strip() == "global_step_final"
@@ -57,7 +57,19 @@ def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
     assert 0 <= train_rows[0]["padding_fraction"] < 1 and train_rows[0]["tokens_per_second"] > 0
     assert [r["step"] for r in rows if "val_loss" in r] == [3, 6, 8]  # every eval_steps=3 and at the end
     assert train_rows[-1]["loss"] < train_rows[0]["loss"]  # it learns
-
+    # val_loss = mean over every trained token of the validation set, computed here example by example. (With
+    # eval batches of 1, transformers' own loop would give the mean of the per-example means: distinguishable.)
+    sums, counts = [], []
+    trainer.model.eval()
+    with torch.no_grad():
+        for ex in trainer.eval_dataset:
+            ids, labels = torch.tensor([ex["input_ids"]]), torch.tensor([ex["labels"]])
+            counts.append(int((labels[:, 1:] != -100).sum()))
+            sums.append(float(trainer.model(input_ids=ids, labels=labels, use_cache=False).loss) * counts[-1])
+    token_mean = sum(sums) / sum(counts)
+    example_mean = sum(s / n for s, n in zip(sums, counts)) / len(sums)
+    assert abs(token_mean - example_mean) > 1e-5 * token_mean
+    assert rows[-1]["val_loss"] == pytest.approx(token_mean, rel=1e-6)
     # Base weights changed; the exported folder loads and gives the in-memory model's logits.
     before = AutoModelForCausalLM.from_pretrained(assets["model"]).state_dict()
     after = model_pt(final)

@@ -129,6 +129,32 @@ class SftkitTrainer(SFTTrainer):
             self.run_start = (time.perf_counter(), self.state.global_step)
         return super()._run_epoch(model, epoch, *args, **kwargs)
 
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """Validation loss = mean over every trained token of the validation set (all ranks), as the training loss
+        is per step. (transformers' loop averages per-batch means weighted by batch size: not the same number,
+        and not the same for padded and padding-free batches.) TRL's fused loss does the work."""
+        from transformers.trainer_utils import EvalLoopOutput
+
+        model = self.model
+        model.eval()
+        totals = torch.zeros(2, dtype=torch.float64, device=self.args.device)
+        samples = 0
+        scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+        with torch.no_grad():
+            for inputs in dataloader:
+                inputs = self._prepare_inputs(inputs)
+                n = (inputs["labels"][..., 1:] != -100).sum()
+                loss = self.compute_loss(model, inputs, num_items_in_batch=n)  # = sum / n x scale (TRL)
+                totals += torch.stack([loss.detach().double() * n / scale, n.double()])
+                samples += inputs["input_ids"].shape[0]
+        if checkpoint.distributed():
+            torch.distributed.all_reduce(totals)
+        loss = (totals[0] / totals[1].clamp(min=1)).item()
+        metrics = {f"{metric_key_prefix}_loss": loss}
+        return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=samples)
+
     def evaluate(self, *args, **kwargs):
         start = time.perf_counter()
         try:
