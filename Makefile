@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 # torch is chosen deliberately: the small CPU wheel where there is no NVIDIA GPU (CI, laptops), otherwise pip's
 # default CUDA build. Override with e.g. `make test TORCH='torch==2.13.0'` or `TORCH='torch>=2.6'`.
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 'torch>=2.6' || echo 'torch==2.13.0')
+# Extra pip options for that install, e.g. PyTorch's CPU-only index on a machine without GPU whose pip would
+# otherwise fetch the CUDA build: TORCH_INDEX='--index-url https://download.pytorch.org/whl/cpu'
+TORCH_INDEX ?=
 RECIPE ?= tiny
 ACCEL ?=
 ARGS ?=
@@ -25,7 +28,7 @@ TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/tra
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)" $(TORCH_INDEX)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $@
 
