@@ -124,6 +124,7 @@ def main() -> None:
     sh([*SFTKIT, "tiny-model", big, "--shape", shape])
     n = args.steps if gpu else 4
     base = [
+        *paths,
         f"model_name_or_path={big}",
         f"trainer.total_training_steps={n}",
         "trainer.save_freq=100000",
@@ -143,6 +144,7 @@ def main() -> None:
     common = [
         "--config",
         "recipes/tiny.yaml",
+        *paths,
         "trainer.total_training_steps=6",
         "trainer.save_freq=3",
         "trainer.logger=console",
