@@ -20,16 +20,40 @@ def check_model_path(name: str, trust_remote_code: bool = False):
             f"model path {name!r} does not exist. Build the offline demo model with "
             "`sftkit tiny-model runs/tiny-model`, or give a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct."
         )
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    if not local.is_dir():
+        problem = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else hub_unreachable(name)
+        if problem and not cached(name):
+            raise missing_model(name, problem)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-        how = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be fetched from the hub"
-        raise SftkitError(
-            f"cannot load model {name!r}: no local folder of that name, not in the Hugging Face cache, and {how} "
-            f"({str(exc).splitlines()[0]}). Download it where you have network "
-            "(`huggingface-cli download NAME`) or point model_name_or_path at a local folder."
-        ) from None
+        raise missing_model(name, f"it could not be fetched ({str(exc).splitlines()[0]})") from None
+
+
+def cached(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def hub_unreachable(name: str) -> str | None:
+    """One quick request (transformers would retry for ~30 s before failing without network)."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().model_info(name, timeout=10)
+    except Exception as exc:  # connection errors, 401/404: all mean "not loadable from here"
+        return f"the hub did not give it ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    return None
+
+
+def missing_model(name: str, why: str) -> SftkitError:
+    return SftkitError(
+        f"cannot load model {name!r}: no local folder of that name, not in the Hugging Face cache, and {why}. "
+        "Download it where you have network (`huggingface-cli download NAME`) or point model_name_or_path at a "
+        "local folder."
+    )
 
 
 def attention(use_flash: bool, requested: str | None) -> str:
