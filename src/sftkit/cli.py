@@ -7,6 +7,7 @@ so `sftkit --help` stays fast.
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,6 +30,8 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `sftkit train --help | head`: exit quietly, no traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
