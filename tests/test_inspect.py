@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from sftkit import inspect as sinspect
-from sftkit.batching import chunks, padding_fraction
+from sftkit.batching import chunks, padding_fraction, token_budget_batches
 from sftkit.labels import IGNORE
 from sftkit.resolve import resolve
 
@@ -42,7 +42,7 @@ def resolved(**extra):
 def test_batching_report_by_hand():
     lengths = [1, 2, 3, 4, 5, 6, 7, 8]  # 36 real tokens
     r = resolved(use_dynamic_bsz="true", max_token_len_per_gpu=16)
-    report = sinspect.batching_report(lengths, r)
+    report = sinspect.batching_report(lengths, r, token_budget_batches(lengths, 16, r.train.seed))
     # grouped: one window, sorted -> micro-batches [8,7] [6,5] [4,3] [2,1]: 16+12+8+4 = 40 computed
     assert report["grouped by length (sftkit default)"] == pytest.approx(1 - 36 / 40)
     # token budget 16: [8,7] (2x8=16), [6,5] (adding 4 -> 3x6=18 > 16), [4,3,2,1] (4x4=16): 16+12+16 = 44

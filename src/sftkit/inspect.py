@@ -29,11 +29,12 @@ def quantiles(values: list[int]) -> dict[str, int]:
     return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1]}
 
 
-def batching_report(lengths: list[int], r: Resolved) -> dict:
-    """Padding fraction of each batching on these lengths, with the micro batch of the config."""
+def batching_report(lengths: list[int], r: Resolved, budget_batches: list[list[int]] | None = None) -> dict:
+    """Padding fraction of each batching on these lengths, with the micro batch of the config
+    (and the token-budget micro-batches when use_dynamic_bsz is on)."""
     import torch
 
-    from sftkit.batching import chunks, grouped_order, padding_fraction, token_budget_batches
+    from sftkit.batching import chunks, grouped_order, padding_fraction
 
     micro, seed = r.train.per_device_train_batch_size, r.train.seed
     random_order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -45,10 +46,8 @@ def batching_report(lengths: list[int], r: Resolved) -> dict:
         "padding-free (use_remove_padding)": 0.0,
         "padded to max_length (verl legacy)": 1 - sum(lengths) / (len(lengths) * (r.train.max_length or max(lengths))),
     }
-    if r.data.use_dynamic_bsz:
-        report["token budget (use_dynamic_bsz)"] = padding_fraction(
-            lengths, token_budget_batches(lengths, r.data.max_token_len_per_gpu, seed)
-        )
+    if budget_batches is not None:
+        report["token budget (use_dynamic_bsz)"] = padding_fraction(lengths, budget_batches)
     return report
 
 
@@ -88,11 +87,13 @@ def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
     lengths = ds["length"]
     trained = [sum(1 for x in labels if x != IGNORE) for labels in ds["labels"]]
     prompt = [n - t for n, t in zip(lengths, trained)]
-    if r.data.use_dynamic_bsz:  # micro-batches by token budget: steps = micro-batches / (processes x accumulation)
-        from sftkit.batching import token_budget_batches
+    budget_batches = None
+    if r.data.use_dynamic_bsz:  # the trainer's own sampler: steps = micro-batches / (processes x accumulation)
+        from sftkit.batching import TokenBudgetBatchSampler
 
-        micro = len(token_budget_batches(lengths, r.data.max_token_len_per_gpu, r.train.seed))
-        steps = math.ceil(micro / (r.world_size * r.train.gradient_accumulation_steps))
+        sampler = TokenBudgetBatchSampler(lengths, r.data.max_token_len_per_gpu, r.train.seed, r.world_size)
+        budget_batches = sampler.batches
+        steps = math.ceil(len(sampler) / (r.world_size * r.train.gradient_accumulation_steps))
     else:
         steps = math.ceil(len(ds) / r.global_batch)
     report = {
@@ -105,7 +106,7 @@ def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
             "dropped": stats.dropped,
         },
         "lengths": {"prompt": quantiles(prompt), "response": quantiles(trained), "total": quantiles(lengths)},
-        "batching": {"chosen": chosen_batching(r), "padding_fraction": batching_report(lengths, r)},
+        "batching": {"chosen": chosen_batching(r), "padding_fraction": batching_report(lengths, r, budget_batches)},
         "epoch": {
             "steps": steps,
             "tokens": sum(lengths),
