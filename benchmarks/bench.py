@@ -161,7 +161,7 @@ def machine() -> str:
 
 
 def summarize(name: str, runs: dict[str, list[dict]], gpu: bool, n_params: int, cfg, peak) -> list[list[str]]:
-    from sftkit.metrics import flops_per_token
+    from sftkit.training.metrics import flops_per_token
 
     rows = []
     for kind in ("sftkit", "trl"):
@@ -205,13 +205,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from sftkit.metrics import peak_flops
+    from sftkit.training.metrics import peak_flops
 
     gpu = torch.cuda.is_available()
     shape = args.model_shape or ("0.5b" if gpu else "tiny")
     n_params, cfg = count_params(shape) if shape != "tiny" else (None, None)
     if args.dry_run:
-        from sftkit.metrics import flops_per_token
+        from sftkit.training.metrics import flops_per_token
 
         print(
             f"plan: model {shape}, device {'GPU' if gpu else 'CPU'}, data {args.data}, {args.rounds} rounds x "

@@ -89,7 +89,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 def run_sftkit(spec: dict, probe: Probe):
-    from sftkit.resolve import resolve
+    from sftkit.config.parse import resolve
     from sftkit.train import run
 
     overrides = {
@@ -174,8 +174,8 @@ def loss_check(spec: dict) -> dict:
     """The first `batch` examples through each pipeline's labels, losses from the same initial weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sftkit.dataset import build_dataset
-    from sftkit.labels import Encoder
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
 
     tok = AutoTokenizer.from_pretrained(spec["model"])
     ds, _, _ = build_dataset([spec["data"]], Encoder(tok), "prompt", "generated_solution", spec["max_length"], "right")

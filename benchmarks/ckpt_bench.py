@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from sftkit import checkpoint
+from sftkit.checkpoint import layout as checkpoint
 from sftkit.tiny import build_model, build_tokenizer
 
 

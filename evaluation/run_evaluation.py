@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 try:
-    from sftkit.grade import main
+    from sftkit.grading.filter import main
 except ImportError:  # a checkout without `pip install -e .`: use its src/ folder
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from sftkit.grade import main
+    from sftkit.grading.filter import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

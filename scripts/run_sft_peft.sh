@@ -6,4 +6,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-$( [ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3 )}"
-exec "$python" -m sftkit.shims peft "$@"
+exec "$python" -m sftkit.verl.shims peft "$@"

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 try:
-    from sftkit.prepare import main
+    from sftkit.data.prepare import main
 except ImportError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from sftkit.prepare import main
+    from sftkit.data.prepare import main
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:], prog=sys.argv[0]))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from sftkit import prepare, tiny
-from sftkit.resolve import resolve
+from sftkit import tiny
+from sftkit.config.parse import resolve
+from sftkit.data import prepare
 from sftkit.train import run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -76,7 +76,7 @@ def tokenizer(request, tokenizers):
 @pytest.fixture(scope="session")
 def tiny_model_tokenizer(tiny_model_dir):
     """The tiny model folder's tokenizer as the trainer loads it (AutoTokenizer). Shared: do not change it."""
-    from sftkit.modeling import load_tokenizer
+    from sftkit.training.modeling import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -84,7 +84,7 @@ def tiny_model_tokenizer(tiny_model_dir):
 @pytest.fixture(scope="session")
 def sample_parquet(tmp_path_factory) -> SampleParquet:
     """The bundled sample through `sftkit prepare` (defaults: split by prompt, 10% validation, seed 42)."""
-    from sftkit import prepare
+    from sftkit.data import prepare
 
     out = tmp_path_factory.mktemp("sample-parquet")
     files = sorted(str(p) for p in SAMPLE_DIR.glob("solutions_*.jsonl"))

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM
 
-from sftkit import checkpoint
+from sftkit.checkpoint import layout as checkpoint
 
 
 def sharded(model_dir, per_layer: bool):

@@ -1,11 +1,11 @@
-"""Final-answer extraction and grading (`sftkit.answers`): one table of solution texts against gold answers."""
+"""Final-answer extraction and grading (`sftkit.grading.answers`): one table of solution texts against gold answers."""
 
 from __future__ import annotations
 
 import pytest
 
-from sftkit import answers
-from sftkit.answers import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, WRONG, clean, extract_answer, judge
+from sftkit.grading import answers
+from sftkit.grading.answers import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, WRONG, clean, extract_answer, judge
 
 B = "Natalia sold 48/2 = 24 clips in May and 12 in June.\n"  # reasoning full of other numbers
 

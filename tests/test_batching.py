@@ -12,7 +12,7 @@ from accelerate.data_loader import BatchSamplerShard
 from torch.utils.data import BatchSampler
 
 from sftkit import tiny
-from sftkit.batching import (
+from sftkit.training.batching import (
     GroupedSampler,
     TokenBudgetBatchSampler,
     chunks,
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def sample_lengths() -> list[int]:
     """Token lengths of the bundled GSM8K sample (600 examples) with the tiny tokenizer, as the trainer builds them."""
-    from sftkit.dataset import read_rows, tokenize
-    from sftkit.labels import Encoder
+    from sftkit.data.dataset import read_rows, tokenize
+    from sftkit.data.labels import Encoder
 
     files = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
     rows, _ = read_rows(files, "prompt", "generated_solution")
@@ -175,7 +175,7 @@ def test_packed_loss_equals_per_sequence_loss(tmp_path):
     from transformers import AutoModelForCausalLM
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from sftkit.labels import IGNORE, Encoder
+    from sftkit.data.labels import IGNORE, Encoder
 
     tokenizer = tiny.build_tokenizer()
     model = AutoModelForCausalLM.from_pretrained(tiny.write_tiny_model(tmp_path / "m")).eval()

@@ -14,7 +14,8 @@ import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
-from sftkit import checkpoint, export
+from sftkit.checkpoint import export
+from sftkit.checkpoint import layout as checkpoint
 from sftkit.errors import SftkitError
 
 pytestmark = pytest.mark.slow
@@ -150,7 +151,7 @@ def test_write_error_mid_save_removes_the_partial_folder(tmp_path, monkeypatch):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from sftkit import checkpoint
+    from sftkit.checkpoint import layout as checkpoint
     target, point = int(sys.argv[1]), sys.argv[2]
     real_save, real_text = checkpoint._fsync_save, checkpoint.write_atomic_text
     calls = {"n": 0}

@@ -12,12 +12,12 @@ import pytest
 import yaml
 
 from sftkit import cli
-from sftkit.compat import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
-from sftkit.config import CONFIG_CLASSES
+from sftkit.config.fields import CONFIG_CLASSES
+from sftkit.config.parse import Resolved, resolve
 from sftkit.errors import SftkitError
-from sftkit.resolve import Resolved, resolve
 from sftkit.train import main as train_main
 from sftkit.train import split_config
+from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

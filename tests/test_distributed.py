@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from _train_utils import ROOT, losses, make_assets, overrides
-from sftkit import checkpoint
+from sftkit.checkpoint import layout as checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 BIN = Path(sys.executable).parent

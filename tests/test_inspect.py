@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from sftkit import inspect as sinspect
-from sftkit.batching import chunks, padding_fraction, token_budget_batches
-from sftkit.labels import IGNORE
-from sftkit.resolve import resolve
+from sftkit import dry_run as sinspect
+from sftkit.config.parse import resolve
+from sftkit.data.labels import IGNORE
+from sftkit.training.batching import chunks, padding_fraction, token_budget_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def test_batching_report_equal_lengths_and_choice():
 
 # ---- rendering ---------------------------------------------------------------------------------------------------
 def test_render_marks_trained_tokens():
-    from sftkit.labels import Encoder
+    from sftkit.data.labels import Encoder
     from sftkit.tiny import build_tokenizer
 
     tok = build_tokenizer()
@@ -115,8 +115,8 @@ def sftkit_cli(*args, cwd=None) -> subprocess.CompletedProcess:
 def test_inspect_json_matches_the_trainer_examples(recipe, tmp_path):
     from transformers import AutoTokenizer
 
-    from sftkit.dataset import build_dataset
-    from sftkit.labels import Encoder
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
 
     path, config = recipe
     out = tmp_path / "report.json"

@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sftkit.dataset import Rows, build_dataset, read_rows, tokenize
+from sftkit.data.dataset import Rows, build_dataset, read_rows, tokenize
+from sftkit.data.labels import IGNORE, Encoder, frame
 from sftkit.errors import SftkitError
-from sftkit.labels import IGNORE, Encoder, frame
 from sftkit.tiny import QWEN_SYSTEM, build_tokenizer
 
 # The three in-memory tiny tokenizers, and the tiny model folder's tokenizer as the trainer loads it.

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from sftkit import parquet, prepare
 from sftkit.cli import main as cli_main
+from sftkit.data import parquet, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

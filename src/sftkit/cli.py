@@ -15,11 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sftkit.tiny",
         "build the small deterministic offline model (Qwen2-style) used by the demo and tests",
     ),
-    "prepare": ("sftkit.prepare", "JSONL solutions -> train.parquet / val.parquet (split by prompt by default)"),
-    "filter": ("sftkit.grade", "keep only correct solutions (math-verify against the metadata answers)"),
-    "inspect": ("sftkit.inspect", "dry run: resolved config, lengths, padding, examples with trained tokens marked"),
+    "prepare": ("sftkit.data.prepare", "JSONL solutions -> train.parquet / val.parquet (split by prompt by default)"),
+    "filter": ("sftkit.grading.filter", "keep only correct solutions (math-verify against the metadata answers)"),
+    "inspect": ("sftkit.dry_run", "dry run: resolved config, lengths, padding, examples with trained tokens marked"),
     "train": ("sftkit.train", "fine-tune (full or LoRA) from a recipe with overrides"),
-    "export": ("sftkit.export", "a global_step_* checkpoint -> Hugging Face model folder"),
+    "export": ("sftkit.checkpoint.export", "a global_step_* checkpoint -> Hugging Face model folder"),
 }
 
 

@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from sftkit.config.parse import Resolved, resolve
 from sftkit.errors import user_errors
-from sftkit.resolve import Resolved, resolve
 
 HELP = """usage: sftkit train --config RECIPE [overrides...]
 
@@ -22,8 +22,8 @@ MAX_LENGTH, LORA_RANK, LORA_ALPHA) -> command line. Every key (field) follows; v
 
 
 def print_help() -> None:
-    from sftkit.compat import VERL_KEYS
-    from sftkit.resolve import make_parser
+    from sftkit.config.parse import make_parser
+    from sftkit.verl.keys import VERL_KEYS
 
     print(HELP)
     print(make_parser().format_help())
@@ -100,8 +100,8 @@ def prepare_args(r: Resolved, has_val: bool) -> None:
 
 
 def build_data(r: Resolved, tokenizer):
-    from sftkit.dataset import build_dataset
-    from sftkit.labels import Encoder
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
 
     encoder = Encoder(tokenizer)
     d = r.data
@@ -119,8 +119,9 @@ def run(r: Resolved, callbacks=()):
     """Train as configured; returns the trainer (its model is the in-memory model at the end of training)."""
     from transformers import set_seed
 
-    from sftkit import modeling, resume
-    from sftkit.metrics import MetricsCallback
+    from sftkit.checkpoint import resume
+    from sftkit.training import modeling
+    from sftkit.training.metrics import MetricsCallback
 
     show_config(r)
     config = r.to_dict()  # as resolved: what checkpoints record and resume compares
@@ -149,7 +150,7 @@ def run(r: Resolved, callbacks=()):
 def check_output_dir(r: Resolved, model, resume_from) -> None:
     """Before training: enough disk for a checkpoint (not hours in, at the first save), and a word when the
     folder already holds another run's checkpoints."""
-    from sftkit import checkpoint
+    from sftkit.checkpoint import layout as checkpoint
     from sftkit.errors import SftkitError
 
     out = Path(r.train.output_dir)
@@ -170,8 +171,8 @@ def check_output_dir(r: Resolved, model, resume_from) -> None:
 def make_trainer(r: Resolved, config: dict, model, tokenizer, train_ds, val_ds):
     from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
-    from sftkit import modeling
-    from sftkit.trainer import SftkitTrainer
+    from sftkit.training import modeling
+    from sftkit.training.trainer import SftkitTrainer
 
     m = r.model
     peft_config = (
@@ -200,8 +201,8 @@ def make_trainer(r: Resolved, config: dict, model, tokenizer, train_ds, val_ds):
 
 
 def finish(r: Resolved, trainer, val_ds) -> Path:
-    from sftkit.export import export_checkpoint
-    from sftkit.metrics import plot_loss
+    from sftkit.checkpoint.export import export_checkpoint
+    from sftkit.training.metrics import plot_loss
 
     evaluated = any(e.get("step") == trainer.state.global_step and "eval_loss" in e for e in trainer.state.log_history)
     if val_ds is not None and not evaluated:

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sftkit.compat import SEED_DEFAULTS
 from sftkit.errors import SftkitError, user_errors
+from sftkit.verl.keys import SEED_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 USAGE = """usage: [ENV=value ...] bash scripts/run_sft_{training,peft}.sh [key=value ...]

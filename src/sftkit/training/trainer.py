@@ -13,9 +13,10 @@ import time
 import torch
 from trl import SFTTrainer
 
-from sftkit import __version__, checkpoint
-from sftkit.batching import GroupedSampler, TokenBudgetBatchSampler
-from sftkit.metrics import StepCounter, flops_per_token, peak_flops
+from sftkit import __version__
+from sftkit.checkpoint import layout as checkpoint
+from sftkit.training.batching import GroupedSampler, TokenBudgetBatchSampler
+from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 
 
 def batch_counts(inputs: dict) -> torch.Tensor:

@@ -226,7 +226,7 @@ def grade_pairs(
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:  # workers fork from a server that has imported sympy once: fast and thread-safe
-        ctx.set_forkserver_preload(["sftkit.answers"])
+        ctx.set_forkserver_preload(["sftkit.grading.answers"])
     size = max(1, min(BATCH, len(pairs) // (workers * 8)))  # >= 8 batches per worker balance the load
     todo = [list(range(i, min(i + size, len(pairs)))) for i in range(0, len(pairs), size)]
     while todo:

@@ -6,7 +6,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from sftkit.answers import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, VERDICTS
+from sftkit.grading.answers import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, VERDICTS
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -16,11 +16,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
-from sftkit.accuracy import format_report, summarize
-from sftkit.answers import CORRECT, clean, extract_answer, grade_pairs
+from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
+from sftkit.data.rows import RowReport, expand_inputs, iter_rows
 from sftkit.errors import SftkitError, user_errors
-from sftkit.parquet import ParquetSink, kind_of, plan_columns
-from sftkit.rows import RowReport, expand_inputs, iter_rows
+from sftkit.grading.answers import CORRECT, clean, extract_answer, grade_pairs
+from sftkit.grading.report import format_report, summarize
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 SHOW_IDS = 5

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
+from sftkit.data.rows import RowReport, expand_inputs, iter_rows
 from sftkit.errors import SftkitError, closest, user_errors
-from sftkit.parquet import ParquetSink, kind_of, plan_columns
-from sftkit.rows import RowReport, expand_inputs, iter_rows
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
 FILE_PROBLEMS = ("missing file", "no match", "empty file", "unreadable file")  # report kinds that are not rows

@@ -11,7 +11,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from sftkit.checkpoint import MODEL, is_complete, load_state
+from sftkit.checkpoint.layout import MODEL, is_complete, load_state
 from sftkit.errors import SftkitError, user_errors
 
 
@@ -28,7 +28,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    from sftkit.modeling import load_tokenizer, lora_config
+    from sftkit.training.modeling import load_tokenizer, lora_config
 
     ckpt, output = Path(ckpt), Path(output)
     if not is_complete(ckpt):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sftkit.checkpoint import REQUIRED, find_latest, is_complete, load_state
+from sftkit.checkpoint.layout import REQUIRED, find_latest, is_complete, load_state
 from sftkit.errors import SftkitError
 
 # What shapes the training. Not compared: output folder, logger, resume settings, world size and micro batch

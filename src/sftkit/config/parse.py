@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from sftkit.compat import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VALUE_ALIASES, VERL_KEYS
-from sftkit.config import CONFIG_CLASSES, DataArguments, ModelArguments, SftkitConfig
+from sftkit.config.fields import CONFIG_CLASSES, DataArguments, ModelArguments, SftkitConfig
 from sftkit.errors import SftkitError, closest
+from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VALUE_ALIASES, VERL_KEYS
 
 LIST_FIELDS = {"train_files", "val_files", "target_modules", "logger", "report_to"}
 

@@ -13,9 +13,9 @@ import math
 import sys
 from pathlib import Path
 
+from sftkit.config.parse import Resolved, resolve
+from sftkit.data.labels import IGNORE
 from sftkit.errors import SftkitError, user_errors
-from sftkit.labels import IGNORE
-from sftkit.resolve import Resolved, resolve
 
 GREEN, RESET = "\033[32m", "\033[0m"
 
@@ -34,7 +34,7 @@ def batching_report(lengths: list[int], r: Resolved, budget_batches: list[list[i
     (and the token-budget micro-batches when use_dynamic_bsz is on)."""
     import torch
 
-    from sftkit.batching import chunks, grouped_order, padding_fraction
+    from sftkit.training.batching import chunks, grouped_order, padding_fraction
 
     micro, seed = r.train.per_device_train_batch_size, r.train.seed
     random_order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -74,9 +74,9 @@ def render(tokenizer, input_ids: list[int], labels: list[int], colour: bool) -> 
 
 
 def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
-    from sftkit import modeling
-    from sftkit.dataset import build_dataset
-    from sftkit.labels import Encoder
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
+    from sftkit.training import modeling
 
     modeling.check_model_path(r.model.model_name_or_path, r.train.trust_remote_code)
     tokenizer = modeling.load_tokenizer(r.model.model_name_or_path, r.train.trust_remote_code)
@@ -89,7 +89,7 @@ def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
     prompt = [n - t for n, t in zip(lengths, trained)]
     budget_batches = None
     if r.data.use_dynamic_bsz:  # the trainer's own sampler: steps = micro-batches / (processes x accumulation)
-        from sftkit.batching import TokenBudgetBatchSampler
+        from sftkit.training.batching import TokenBudgetBatchSampler
 
         sampler = TokenBudgetBatchSampler(lengths, r.data.max_token_len_per_gpu, r.train.seed, r.world_size)
         budget_batches = sampler.batches

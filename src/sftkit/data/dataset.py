@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftkit.data.labels import Encoder, TruncationStats
+from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
 from sftkit.errors import SftkitError
-from sftkit.labels import Encoder, TruncationStats
-from sftkit.rows import RowReport, check_fields, expand_inputs, iter_rows
 
 BATCH = 1024
 
