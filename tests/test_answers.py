@@ -1,11 +1,13 @@
-"""Final-answer extraction and grading (`sftkit.grading.answers`): one table of solution texts against gold answers."""
+"""Final-answer extraction and grading (`grading.extract`, `grading.judge`, `grading.pool`): one table of solution
+texts against gold answers (GSM8K-style and simple LaTeX), then the pieces one by one."""
 
 from __future__ import annotations
 
 import pytest
 
-from sftkit.grading import answers
-from sftkit.grading.answers import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, WRONG, clean, extract_answer, judge
+from sftkit.grading import pool
+from sftkit.grading.extract import extract_answer, final_answer
+from sftkit.grading.judge import CORRECT, NO_ANSWER, TIMEOUT, UNPARSEABLE, WRONG, clean, judge
 
 B = "Natalia sold 48/2 = 24 clips in May and 12 in June.\n"  # reasoning full of other numbers
 
@@ -88,8 +90,9 @@ CASES = [
     ("Q: How many?\nA: 8", "8", True),
     ("Q: How many?\nA: 9", "8", False),
     ("Q: How many?\nA: The answer is 8.", "8", True),
-    # no marker / nothing
-    ("She has 72 apples in total.", "72", False),
+    # no marker: the concluding statement / nothing
+    ("She has 72 apples in total.", "72", True),
+    ("She has 72 apples in total.", "71", False),
     ("", "72", False),
     (B + "The answer is", "72", False),
     (B + "The answer is banana.", "72", False),
@@ -98,8 +101,8 @@ CASES = [
 
 @pytest.mark.parametrize("text, gold, expected", CASES, ids=[f"{i}:{c[0][-30:]!r}" for i, c in enumerate(CASES)])
 def test_grade_table(text: str, gold: str, expected: bool):
-    verdict = judge(gold, extract_answer(text))
-    assert (verdict == CORRECT) == expected, (extract_answer(text), verdict)
+    verdict = judge(gold, final_answer(text).text)
+    assert (verdict == CORRECT) == expected, (final_answer(text), verdict)
 
 
 def test_table_is_large_and_balanced():
@@ -152,11 +155,11 @@ def test_verdict_kinds():
 
 
 def test_timeout_counts_as_incorrect():
-    assert answers.judge_in_time("5", "9^{9^{9^{9}}}", 0.2) == TIMEOUT
-    assert answers.judge_in_time("5", "5", 0.2) == CORRECT  # and the timer is off afterwards
+    assert pool.judge_in_time("5", "9^{9^{9^{9}}}", 0.2) == TIMEOUT
+    assert pool.judge_in_time("5", "5", 0.2) == CORRECT  # and the timer is off afterwards
 
 
 def test_worker_processes_agree_with_one_process(monkeypatch):
     pairs = [(gold, extract_answer(text)) for text, gold, _ in CASES] * 3
-    monkeypatch.setattr(answers, "MIN_PARALLEL", 0)
-    assert answers.grade_pairs(pairs, 5.0, workers=2, progress=False) == [judge(g, a) for g, a in pairs]
+    monkeypatch.setattr(pool, "MIN_PARALLEL", 0)
+    assert pool.grade_pairs(pairs, 5.0, workers=2, progress=False) == [judge(g, a) for g, a in pairs]

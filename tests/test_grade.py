@@ -81,8 +81,15 @@ def test_report_numbers_by_hand(small: Path, capsys):
     assert code == 0
     r = json.loads((small / "report.json").read_text())
     # problem 1: correct, correct, 12 | 2: 21, 22, 21 | 3: correct, no answer | 4: correct, 41 (id 9: no metadata)
-    assert (r["graded"], r["correct"], r["accuracy"]) == (10, 4, 0.4)
-    assert r["per_file"][str(small / "run_a.jsonl")] == {"graded": 4, "correct": 3, "accuracy": 0.75}
+    assert (r["solutions"], r["graded"], r["correct"], r["accuracy"]) == (11, 10, 4, 4 / 11)  # every one read
+    assert r["graded_accuracy"] == 0.4 and r["ungraded"] == {"no_gold_answer": 0, "no_metadata": 1}
+    assert r["per_file"][str(small / "run_a.jsonl")] == {
+        "solutions": 5,
+        "graded": 4,
+        "ungraded": 1,
+        "correct": 3,
+        "accuracy": 0.6,
+    }
     assert r["per_file"][str(small / "run_b.jsonl")]["correct"] == 1
     assert r["verdicts"] == {"correct": 4, "wrong": 5, "no_answer": 1, "unparseable": 0, "timeout": 0}
     assert r["pass_at_k"]["1"]["value"] == pytest.approx((2 / 3 + 0 + 1 / 2 + 1 / 2) / 4)  # mean of c/n
@@ -93,7 +100,9 @@ def test_report_numbers_by_hand(small: Path, capsys):
     assert r["ids_without_metadata"] == {"ids": 1, "solutions": 1, "first": ["9"]}
     assert (r["metadata"]["duplicate_ids"], r["metadata"]["conflicting_duplicates"]) == (1, 1)
     assert r["bad_rows"]["solutions"] == {"malformed JSON": 1}
-    assert "accuracy: 4/10 = 40.00%" in out and "majority vote" in out and "pass@2" in out
+    assert "accuracy: 4/11 = 36.36% (1 ungraded: no metadata); 10 graded solutions of 4 problems" in out
+    assert "majority vote" in out and "pass@2" in out
+    assert r["answer_routes"] == {"marker": 9, "prose": 0, "not_found": 1}
     assert f"{small / 'run_b.jsonl'}:5: malformed JSON" in out  # file:line of the bad row
     assert "ids without metadata: 1 (1 solutions, not graded), e.g. '9'" in out
     assert "duplicate ids in metadata: 1" in out

@@ -1,9 +1,11 @@
 """`sftkit filter`: keep the solutions whose final answer matches the metadata's, and report accuracy.
 
 Also the seed's `python evaluation/run_evaluation.py --solutions-file ... --metadata-file ... --save-correct ...`.
-Path of the data: solution files (JSONL or Parquet) -> (id, final answer) per row -> the distinct (gold, answer)
-pairs, graded on worker processes (`answers.grade_pairs`) -> a verdict per row -> the report (`accuracy.py`) and
-Parquet files of the correct (and incorrect) rows: source columns plus `source_file`, ready for `sftkit prepare`.
+Path of the data: output paths checked (`outputs.py`) -> metadata and solution files read (`inputs.py`: JSONL or
+Parquet -> (id, final answer) per row, the answer after a marker or from the concluding statement, `extract.py`)
+-> the distinct (gold, answer) pairs, graded on worker processes (`pool.grade_pairs`) -> a verdict per row -> the
+report (`report.py`) and Parquet files of the correct (and incorrect) rows: source columns plus `source_file`,
+ready for `sftkit prepare`.
 """
 
 from __future__ import annotations
@@ -12,26 +14,18 @@ import argparse
 import json
 import os
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
-from typing import NamedTuple
 
-from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
-from sftkit.data.rows import RowReport, expand_inputs, iter_rows
+from sftkit.data.parquet import plan_columns
+from sftkit.data.rows import RowReport, expand_inputs
 from sftkit.errors import SftkitError, user_errors
-from sftkit.grading.answers import CORRECT, clean, extract_answer, grade_pairs
-from sftkit.grading.report import format_report, summarize
+from sftkit.grading.inputs import SHOW_IDS, Metadata, Solution, load_metadata, read_solutions
+from sftkit.grading.judge import CORRECT
+from sftkit.grading.outputs import check_outputs, write_rows
+from sftkit.grading.pool import grade_pairs
+from sftkit.grading.report import NO_GOLD, NO_METADATA, Record, format_report, summarize
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-SHOW_IDS = 5
-
-
-class Solution(NamedTuple):
-    file: int  # index in the list of input files
-    line: int
-    id: str
-    answer: str | None  # the final answer's text, cleaned; None when the solution states none
-
 
 OPTIONS = {  # flag -> argparse keywords; every option explained in --help
     "--solutions-file": dict(nargs="+", required=True, metavar="F", help="solution JSONL/Parquet files, globs or "
@@ -51,124 +45,44 @@ OPTIONS = {  # flag -> argparse keywords; every option explained in --help
     "--timeout": dict(type=float, default=5.0, metavar="SECONDS", help="time limit to grade one answer; over it "
                       "the answer counts as incorrect and is reported as a timeout (default: 5)"),
     "--workers": dict(type=int, metavar="N", help="grading processes (default: all available cores)"),
+    "--require-marker": dict(action="store_true", help="grade only answers stated after a marker (\\boxed{}, "
+                             "'The answer is', '####', 'Answer:'): a solution that states its answer only in prose "
+                             "then counts as 'no final answer' (default: such answers are read from the concluding "
+                             "statement, which agrees best with human graders)"),
     "--strict": dict(action="store_true", help="make any bad row, missing file, id without metadata or duplicate "
                      "metadata id fatal (exit code 2)"),
     "--report-json": dict(metavar="PATH", help="also write the report's numbers to this JSON file"),
 }  # fmt: skip
 
 
+DESCRIPTION = """\
+Grade generated solutions against the metadata answers with math-verify, print accuracy (overall, per file, pass@k
+and majority vote per problem) and save the correct solutions as Parquet.
+
+Final answer of a solution: the text after its last marker (\\boxed{}, "The answer is", "final answer is", "####",
+"Answer:", "A:"); a solution without one is graded on its concluding statement ("Therefore, the area is $75$
+square units." -> 75), unless --require-marker. A later statement that plainly concludes with another value
+("This gives $k = \\boxed{3}$. Therefore, the total is $15$.") overrides a boxed intermediate result. The report
+counts the final answers found after a marker, from the concluding statement (prose) and not found. On 747
+labelled competition-math solutions this default agrees with careful human grading on 99.7% of them (1 wrong
+solution accepted), plain math-verify on 90.8% (46 accepted); on the GSM8K sample, on all 600 (README).
+
+Accuracy counts every solution read; solutions whose id has no metadata or no gold answer are ungraded (not
+correct) and counted beside it: "accuracy: 5/10 = 50.00% (5 ungraded: no gold answer)".
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sftkit filter",
-        description="Grade generated solutions against the metadata answers with math-verify, print accuracy "
-        "(overall, per file, pass@k and majority vote per problem) and save the correct solutions as Parquet.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: %(prog)s --solutions-file outputs/*.jsonl --metadata-file data/metadata.jsonl "
         "--save-correct data/sft/correct_solutions.parquet",
     )
     for flag, keywords in OPTIONS.items():
         p.add_argument(flag, **keywords)
     return p
-
-
-def normalize_id(value) -> str | None:
-    """Ids compare as text: 7, 7.0 and "7" are the same problem. None for a missing or unusable id."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value).strip() or None
-    return None
-
-
-def gold_answer(row: dict, answer_key: str) -> str | None:
-    """`answer_key`'s text (the final answer of a worked one: GSM8K's "... #### 72" gives "72"), else the final
-    answer of a `solution` field (MATH's last \\boxed{}); None if there is neither."""
-    answer, solution = row.get(answer_key), row.get("solution")
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
-        return str(answer)
-    if isinstance(answer, str) and answer.strip():
-        worked = "####" in answer or "\\boxed" in answer
-        return (extract_answer(answer) or answer) if worked else answer.strip()
-    return (extract_answer(solution) or None) if isinstance(solution, str) else None
-
-
-def load_metadata(path: Path, id_key: str, answer_key: str, strict: bool) -> tuple[dict[str, str], dict]:
-    """{id: gold answer text} from the metadata file, and its report (duplicates, bad rows)."""
-    if not path.is_file():
-        raise SftkitError(
-            f"metadata file not found: {path}. Pass --metadata-file with a JSONL of "
-            f'{{"{id_key}": ..., "{answer_key}": ...}} rows, one per problem.'
-        )
-    report, golds, duplicates, conflicts = RowReport(strict=strict), {}, [], 0
-    for _, line, row in iter_rows([path], report):
-        key, where = normalize_id(row.get(id_key)), f"{path}:{line}"
-        answer = gold_answer(row, answer_key)
-        if key is None:
-            report.reject_accepted(where, f"no usable {id_key!r} field (fields: {', '.join(row)})", "missing id")
-        elif not answer:
-            report.reject_accepted(
-                where, f"no {answer_key!r} (nor a 'solution' with a \\boxed{{}} answer)", "missing answer"
-            )
-        elif key in golds:
-            if strict:
-                raise SftkitError(f"{where}: duplicate id {key!r} in the metadata (--strict)")
-            duplicates.append(key)
-            conflicts += clean(golds[key]) != clean(answer)
-        else:
-            golds[key] = answer
-    if not golds:
-        raise SftkitError(
-            f"no usable row in the metadata file {path}.\n{report.summary()}\n"
-            f"columns found: {report.columns_found()} (use --id-key / --answer-key)"
-        )
-    info = {"problems": len(golds), "duplicate_ids": len(duplicates), "conflicting_duplicates": conflicts}
-    return golds, {**info, "first_duplicates": duplicates[:SHOW_IDS], "bad_rows": report.n_bad, "report": report}
-
-
-def read_solutions(files: list[Path], report: RowReport, response_key: str, id_key: str):
-    """Every usable row -> Solution (the final answer extracted here: cheap), and the column types seen."""
-    solutions, kinds, index = [], defaultdict(Counter), {path: i for i, path in enumerate(files)}
-    for path, line, row in iter_rows(files, report, required=(response_key,)):
-        key = normalize_id(row.get(id_key))
-        if key is None:
-            reason = f"no usable {id_key!r} field (fields: {', '.join(row)}); use --id-key to name the id field"
-            report.reject_accepted(f"{path}:{line}", reason, "missing id")
-            continue
-        for name, value in row.items():
-            kinds[name][kind_of(value)] += 1
-        answer = extract_answer(row[response_key])
-        solutions.append(Solution(index[path], line, key, clean(answer) if answer is not None else None))
-    return solutions, kinds
-
-
-def _check_output(path: str, flag: str) -> Path:
-    out = Path(path)
-    if out.suffix != ".parquet":
-        raise SftkitError(f"{flag} {path}: the output is Parquet; give a file name ending in .parquet")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SftkitError(f"{flag} {path}: cannot create the folder {out.parent} ({exc.strerror})") from None
-    return out
-
-
-def write_rows(out: Path, files: list[Path], keep: dict[tuple[int, int], dict], kinds, response_key: str) -> int:
-    """Re-read the files (streaming) and write the rows in `keep` with their extra columns. Returns rows written."""
-    extra = next(iter(keep.values()), {})
-    schema, convert, _ = plan_columns(
-        {**kinds, "source_file": Counter(str=1), **{k: Counter(str=1) for k in extra}}, 0
-    )
-    sink, written, index = ParquetSink(out, schema, convert), 0, {path: i for i, path in enumerate(files)}
-    try:
-        for path, line, row in iter_rows(files, RowReport(), required=(response_key,)):
-            columns = keep.get((index[path], line))
-            if columns is not None:
-                sink.add({**row, "source_file": str(path), **columns}, len(row[response_key]))
-                written += 1
-        sink.close()
-    except BaseException:
-        sink.abort()
-        raise
-    return written
 
 
 def _workers(requested: int | None) -> int:
@@ -179,61 +93,98 @@ def _workers(requested: int | None) -> int:
     return requested
 
 
+def _records(
+    solutions: list[Solution], golds: dict[str, str], without_answer: set[str], timeout: float, workers: int
+) -> tuple[list[Record], int]:
+    """A Record per solution (graded, or why not) and the number of distinct (gold, answer) pairs graded."""
+    graded = [s for s in solutions if s.id in golds]
+    pairs = list(dict.fromkeys((golds[s.id], s.answer) for s in graded))  # rejection sampling repeats answers a lot
+    verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers)))
+    records = []
+    for s in solutions:
+        outcome = verdict_of[golds[s.id], s.answer] if s.id in golds else NO_GOLD if s.id in without_answer else None
+        records.append(Record(s.file, s.id, s.answer, s.route, outcome or NO_METADATA))
+    return records, len(pairs)
+
+
+def _check_ids(solutions: list[Solution], meta: Metadata, args: argparse.Namespace) -> None:
+    """Errors before grading: no solution id has a gold answer; ids without metadata under --strict."""
+    golds = meta.golds
+    if not any(s.id in golds for s in solutions):
+        unmatched = list(dict.fromkeys(s.id for s in solutions))
+        no_gold = [i for i in unmatched if i in meta.without_answer]
+        why = f" ({len(no_gold)} of them are in it without an answer, e.g. {no_gold[:3]})" if no_gold else ""
+        raise SftkitError(
+            f"no solution id has a gold answer in the metadata ({args.metadata_file}): solution ids "
+            f"{unmatched[:3]}, metadata ids {list(golds)[:3]}{why}. Check --id-key, --answer-key and the files."
+        )
+    unmatched = list(dict.fromkeys(s.id for s in solutions if s.id not in golds and s.id not in meta.without_answer))
+    if unmatched and args.strict:
+        raise SftkitError(f"{len(unmatched)} solution ids have no metadata, e.g. {unmatched[:SHOW_IDS]} (--strict)")
+
+
+def _ungraded_ids(records: list[Record], outcome: str) -> dict:
+    ids = list(dict.fromkeys(r.id for r in records if r.outcome == outcome))
+    return {"ids": len(ids), "solutions": sum(r.outcome == outcome for r in records), "first": ids[:SHOW_IDS]}
+
+
+def _write_outputs(
+    outputs: dict[str, Path],
+    records: list[Record],
+    solutions: list[Solution],
+    golds: dict[str, str],
+    files: list[Path],
+    kinds: dict,
+    response_key: str,
+) -> dict:
+    """The correct (and the other graded) rows written to their Parquet files: {name: {"path", "rows"}}."""
+    keep: dict[str, dict] = {"correct": {}, "incorrect": {}}
+    for s, r in zip(solutions, records):
+        if r.outcome == CORRECT:
+            keep["correct"][s.file, s.line] = {}
+        elif s.id in golds:
+            why = {"verdict": r.outcome, "extracted_answer": s.answer, "gold_answer": golds[s.id]}
+            keep["incorrect"][s.file, s.line] = why
+    return {
+        name: {"path": str(out), "rows": write_rows(out, files, keep[name], kinds, response_key)}
+        for name, out in outputs.items()
+        if name in keep
+    }
+
+
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.timeout <= 0:
         raise SftkitError(f"--timeout {args.timeout}: the time limit per answer must be > 0 seconds")
     workers = _workers(args.workers)
-    outputs = {"correct": _check_output(args.save_correct, "--save-correct")}
-    if args.save_incorrect:
-        outputs["incorrect"] = _check_output(args.save_incorrect, "--save-incorrect")
-        if outputs["incorrect"].resolve() == outputs["correct"].resolve():
-            raise SftkitError("--save-incorrect names the same file as --save-correct: give two different files")
-    if args.report_json:
-        Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
-    golds, meta = load_metadata(Path(args.metadata_file), args.id_key, args.answer_key, args.strict)
+    outputs = check_outputs(args.save_correct, args.save_incorrect, args.report_json)  # before any work
+    meta = load_metadata(Path(args.metadata_file), args.id_key, args.answer_key, args.strict)
     report = RowReport(strict=args.strict)
     files = expand_inputs(args.solutions_file, report, SUFFIXES)
-    solutions, kinds = read_solutions(files, report, args.response_key, args.id_key)
+    solutions, kinds = read_solutions(files, report, args.response_key, args.id_key, args.require_marker)
     if not solutions:
         raise SftkitError(
             f"no usable solution in {', '.join(args.solutions_file)}.\n{report.summary()}\n"
             f"columns found: {report.columns_found()} (use --response-key / --id-key)"
         )
-    graded = [s for s in solutions if s.id in golds]
-    unmatched = list(dict.fromkeys(s.id for s in solutions if s.id not in golds))
-    if not graded:
-        raise SftkitError(
-            f"no solution id is in the metadata ({args.metadata_file}): solution ids {unmatched[:3]}, "
-            f"metadata ids {list(golds)[:3]}. Check --id-key and the files."
-        )
-    if unmatched and args.strict:
-        raise SftkitError(f"{len(unmatched)} solution ids have no metadata, e.g. {unmatched[:SHOW_IDS]} (--strict)")
+    _check_ids(solutions, meta, args)
 
     start = time.perf_counter()
-    pairs = list(dict.fromkeys((golds[s.id], s.answer) for s in graded))  # rejection sampling repeats answers a lot
-    verdict_of = dict(zip(pairs, grade_pairs(pairs, args.timeout, workers)))
-    verdicts = [verdict_of[golds[s.id], s.answer] for s in graded]
+    records, n_pairs = _records(solutions, meta.golds, meta.without_answer, args.timeout, workers)
     seconds = round(time.perf_counter() - start, 3)
 
-    summary = summarize(files, [(s.file, s.id, s.answer) for s in graded], verdicts)
-    summary["ids_without_metadata"] = {"ids": len(unmatched), "solutions": len(solutions) - len(graded)}
-    summary["ids_without_metadata"]["first"] = unmatched[:SHOW_IDS]
-    summary["metadata"] = {k: v for k, v in meta.items() if k != "report"}
-    summary["bad_rows"] = {"solutions": dict(report.bad), "metadata": dict(meta["report"].bad)}
-    summary["grading"] = {"distinct_answers": len(pairs), "seconds": seconds, "workers": workers}
-    keep: dict[str, dict] = {"correct": {}, "incorrect": {}}
-    for s, verdict in zip(graded, verdicts):
-        why = {"verdict": verdict, "extracted_answer": s.answer, "gold_answer": golds[s.id]}
-        keep["correct" if verdict == CORRECT else "incorrect"][s.file, s.line] = {} if verdict == CORRECT else why
-    summary["outputs"] = {
-        name: {"path": str(out), "rows": write_rows(out, files, keep[name], kinds, args.response_key)}
-        for name, out in outputs.items()
-    }
+    summary = summarize(files, records)
+    summary["require_marker"] = args.require_marker
+    summary["ids_without_metadata"] = _ungraded_ids(records, NO_METADATA)
+    summary["ids_without_gold_answer"] = _ungraded_ids(records, NO_GOLD)
+    summary["metadata"] = meta.info
+    summary["bad_rows"] = {"solutions": dict(report.bad), "metadata": dict(meta.report.bad)}
+    summary["grading"] = {"distinct_answers": n_pairs, "seconds": seconds, "workers": workers}
+    summary["outputs"] = _write_outputs(outputs, records, solutions, meta.golds, files, kinds, args.response_key)
 
     print(format_report(summary))
-    for label, rep in (("solution", report), ("metadata", meta["report"])):
+    for label, rep in (("solution", report), ("metadata", meta.report)):
         if rep.n_bad:
             print(f"bad {label} rows/files (skipped; --strict makes them fatal):\n{rep.summary()}")
     for note in plan_columns(kinds, len(solutions))[2]:
@@ -241,5 +192,5 @@ def main(argv: list[str] | None = None) -> int:
     for name, out in summary["outputs"].items():
         print(f"wrote {out['rows']} {name} solutions -> {out['path']}")
     if args.report_json:
-        Path(args.report_json).write_text(json.dumps(summary, indent=2) + "\n")
+        outputs["report"].write_text(json.dumps(summary, indent=2) + "\n")
     return 0

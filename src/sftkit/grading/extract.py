@@ -1,0 +1,161 @@
+"""Where a solution states its final answer: after its last marker, or else in its concluding statement.
+
+- `final_answer(text)`: the final answer's text and its route: MARKER (the last `\\boxed{}`, "The answer is",
+  "final answer is", "####", "Answer:", "A:"), PROSE (no marker: the concluding statement, `prose.py`), or None.
+- `extract_answer(text)`: markers only (gold answers in metadata; `--require-marker`).
+
+Why not math-verify's own extraction: it ranks its patterns by kind ("final answer is" before `\\boxed` before
+"answer" before any number) and takes the rightmost match of the best-ranked kind found, so
+"\\boxed{5} ... the answer is 10" yields 5; it knows no "####" ("#### 72\\nbye 3" yields 3), and with no marker
+it grades the last number of the text, wherever it is. We want the answer the solution states last: the last
+marker, else the concluding statement. A marker is overridden only by a later statement that plainly concludes
+with another value ("This gives $k = \\boxed{3}$. Therefore, the total is $15$."): the box was an intermediate.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from sftkit.grading.prose import Conclusion, concluding_answer
+
+MARKER, PROSE = "marker", "prose"
+MAX_PARTS, BLOCK = 10, 2000  # boxes read together as one answer: at most so many, within so many characters
+ROUTES = (MARKER, PROSE, None)  # None: no final answer found
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # \boxed{...}: the content up to the matching brace
+_HASHES = re.compile(r"####")  # GSM8K
+_ANSWER = re.compile(r"(?<![a-z0-9])answer(?:\s+is\b\s*:?|\**\s*:)")  # "The answer is", "final answer is:",
+# "Answer:", "**Answer:**": searched in the lower-cased text (a literal start makes the search 10x faster than (?i))
+_ANSWER_ANY_CASE = re.compile(_ANSWER.pattern, re.I)  # for the rare text whose lower case changes its length
+_QA = re.compile(r"(?m:^)[ \t>*#]*A\s*:")  # "A:" at the start of a line (Q:/A: few-shot format); case-sensitive
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")  # a full stop, not a decimal point
+_CLAUSE_END = re.compile(r",\s+(?!and\b|or\b)(?=[A-Za-z]{2})")  # "12, which is ..." but not "1, 2 and 3"
+_OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
+_CONCLUDES = re.compile(  # a statement that may conclude with another value (then `prose.py` reads it)
+    r"(?:^|[.!?]\s+|\n)\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)"
+    r"\b",
+    re.I,
+)
+
+
+class Final(NamedTuple):
+    text: str | None  # the final answer's text (uncleaned); None when none is found
+    route: str | None  # MARKER, PROSE or None
+
+
+def _braced(text: str, start: int) -> int | None:
+    """Index of the brace closing the one at `start` (nested braces counted, `\\{` `\\}` skipped); None if none."""
+    depth, i = 0, start
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _span_end(rest: str) -> int | None:
+    """End of the math span or bold phrase that opens `rest` ("$...$" and "\\(...\\)" on one line, "\\[...\\]" and
+    "$$...$$" on several; "\\$" is a dollar sign, not a delimiter); None if none opens it or it is never closed."""
+    for left, right in _OPENERS:
+        if rest.startswith(left):
+            close = rest.find(right, len(left))
+            while left == "$" and close > 0 and rest[close - 1] == "\\":
+                close = rest.find(right, close + 1)
+            one_line = left in ("$$", "\\[") or "\n" not in rest[:close]
+            return close + len(right) if close > len(left) and one_line else None
+    return None
+
+
+def _after_word_marker(text: str, end: int) -> tuple[str, int]:
+    """The answer after "The answer is" / "####" / "Answer:": a whole math span or bold phrase if one opens it,
+    else the rest of the line (or of the next non-empty line) up to a full stop or a new clause."""
+    rest = text[end:]
+    skipped = len(rest) - len(rest.lstrip())
+    rest = rest.lstrip()
+    span = _span_end(rest)
+    if span is not None:
+        return rest[:span], end + skipped + span
+    line = rest.split("\n", 1)[0].strip()
+    stop = min((m.start() for m in (_SENTENCE_END.search(line), _CLAUSE_END.search(line)) if m), default=len(line))
+    return line[:stop], end + skipped + stop
+
+
+def _boxes(text: str, last: re.Match) -> tuple[str, int] | None:
+    """The last box's content and end; with the boxes just before it in the same paragraph, all of them, joined by
+    commas ("part (a) $\\boxed{3}$, part (b) $\\boxed{5}$" -> "3, 5"). None if the last box is never closed."""
+    close = _braced(text, last.end() - 1)
+    if close is None:
+        return None
+    contents, start = [text[last.end() : close]], last.start()
+    for earlier in reversed(list(_BOX.finditer(text, max(0, start - BLOCK), start))):
+        end = _braced(text, earlier.end() - 1)
+        if end is None or end > start or text[end:start].count("\n") > 1 or len(contents) == MAX_PARTS:
+            break
+        contents.insert(0, text[earlier.end() : end])
+        start = earlier.start()
+    return ", ".join(c.strip() for c in contents), close + 1
+
+
+def _last_marker(text: str) -> re.Match | None:
+    """The last marker of the text (a box, or a word marker such as "The answer is"); None if there is none."""
+    lowered = text.lower()
+    answer = _last(_ANSWER, lowered) if len(lowered) == len(text) else _last(_ANSWER_ANY_CASE, text)
+    found = [m for m in (_last(_BOX, text), _last(_HASHES, text), answer, _last(_QA, text)) if m]
+    return max(found, key=lambda m: m.start(), default=None)
+
+
+def _last(pattern: re.Pattern, text: str) -> re.Match | None:
+    return max(pattern.finditer(text), key=lambda m: m.start(), default=None)
+
+
+def _marker_answer(text: str, last: re.Match) -> tuple[str, int] | None:
+    """The answer after the marker `last` and where it ends; None if it is a box never closed."""
+    if last.re is _BOX:
+        return _boxes(text, last)
+    return _after_word_marker(text, last.end())
+
+
+def extract_answer(text: str) -> str | None:
+    """The text after the last marker: `\\boxed{}`, "The answer is", "####", "Answer:" or "A:"; None without one.
+
+    The last marker wins, so a boxed intermediate result followed by "The answer is 10" gives "10". After a
+    word marker the answer is the math span that opens it, or the rest of that line (or the next non-empty one)
+    up to a full stop. None when there is no marker or the last `\\boxed{` is never closed (a truncated generation).
+    """
+    last = _last_marker(text)
+    found = _marker_answer(text, last) if last else None
+    return found[0] if found else None
+
+
+def final_answer(text: str, require_marker: bool = False) -> Final:
+    """The solution's final answer and its route (see the module docstring); `require_marker`: markers only."""
+    last = _last_marker(text)
+    if last is None:
+        conclusion = None if require_marker else concluding_answer(text)
+        return Final(conclusion.answer, PROSE) if conclusion else Final(None, None)
+    found = _marker_answer(text, last)
+    if found is None:  # a box never closed: a truncated generation
+        return Final(None, None)
+    if require_marker or not _CONCLUDES.search(text, found[1]):
+        return Final(found[0], MARKER)  # no concluding statement after the marker's answer
+    conclusion = concluding_answer(text)
+    overrides = conclusion and conclusion.start >= found[1] and conclusion.with_verb and conclusion.concluding
+    if not overrides or _restates(conclusion, found[0]):
+        return Final(found[0], MARKER)
+    return Final(conclusion.answer, PROSE)
+
+
+def _restates(conclusion: Conclusion, answer: str) -> bool:
+    """Does the statement after the marker mention the marker's answer ("$\\boxed{5}$ ... So the side is $5$ and
+    the area is $25$")? Then it elaborates on the answer rather than replacing it."""
+    answer = answer.replace(" ", "").strip("()")
+    return any(m.strip("()") == answer or m.endswith("=" + answer) for m in (*conclusion.mentions, conclusion.answer))

@@ -1,0 +1,198 @@
+"""Whether a final answer equals the gold answer: `clean` the notation, then compare with math-verify.
+
+- `clean(answer)`: the answer without delimiters, currency, thousands separators, units and degree signs.
+- `judge(gold, answer)`: a verdict, comparing with math-verify (or as text / multiple-choice letters).
+
+Gold answers are compared as the MATH dataset writes them: `\\text{(A)}`, `\\text{A,D}`, `\\$3800`, `10\\%`,
+`90^\\circ`, `5\\text{ cm}`, `\\dfrac`, `\\frac12`, `x \\in [2, 5)`, intervals, sets, tuples, matrices, `\\pm`,
+equations (`y = 2x+3` against `2x+3`) and lists (`1, -2` against `x = -2, x = 1`). math-verify's parsing and
+comparison (fractions, percentages, sets, intervals, matrices, symbolic equality) do the mathematics.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from fractions import Fraction
+
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT = "correct", "wrong", "no_answer", "unparseable", "timeout"
+VERDICTS = (CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT)
+
+# math-verify's own time limits use signal.alarm and cancel any alarm on return, which would cancel ours:
+# we turn them off (None) and bound the whole judgement instead (`pool.py`); this silences its "timeout is
+# disabled" note.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+MAX_CLEAN = 10_000  # characters: longer "answers" are left as they are
+_DELIMITERS = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
+_NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
+_NUMBER_WITH_UNIT = re.compile(  # "$1,000", "18 dollars", "25 percent", "3.5 \text{ hours}", "100 km/h"
+    rf"(?:\\?\$|€|£|¥|₹)?\s*(?P<num>{_NUMBER})\s*(?P<pct>\\?%|percent\b)?"
+    r"(?:\s+[A-Za-z]{2,}[A-Za-z./ -]*(?:\^\d)?|\s*\\(?:text|mbox|mathrm)\{[^{}]*\})?"
+)
+_UNIT_WORDS = r"(?:cm|mm|km|m|in|inch(?:es)?|ft|feet|foot|units?|square units|sq units|degrees?|dollars?|cents?)"
+_UNIT = re.compile(  # a unit after a value: "\text{ cm}^2", "\mbox{ inches}", "\text{cm}", "~\mathrm{m}"
+    rf"\s*~?\\(?:text|mbox|mathrm)\{{(?:\s+[^{{}}]*|\s*{_UNIT_WORDS}\s*)\}}(?:\^\{{?\d\}}?)?\s*$"
+)
+_DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\circ\b|\\text\{\s*degrees?\}|\s+degrees?\b")
+_SHORT_FRACTION = [  # \frac12, \frac 59, \frac\pi4 -> \frac{1}{2}; \frac9{19}, \frac{270}7
+    (re.compile(r"\\frac\s*(\d|\\[A-Za-z]+)\s*(\d|\\[A-Za-z]+)"), r"\\frac{\1}{\2}"),
+    (re.compile(r"\\frac\s*(\d|\\[A-Za-z]+)\s*\{"), r"\\frac{\1}{"),
+    (re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d)"), r"\\frac\1{\2}"),
+]
+_RATIONAL = re.compile(  # "12", "-0.5", ".5", "\frac{3}{4}", "3/4"
+    r"(?P<sign>-?)(?:(?P<dec>\d+(?:\.\d+)?|\.\d+)|\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}|(?P<n>\d+)/(?P<d>\d+))"
+)
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|textit)\{([^{}]*)\}")
+_LETTERS = re.compile(r"\(?([A-H])\)?(?:\s*(?:,|and|\s)\s*\(?([A-H])\)?)*")  # "(A)", "A,D", "A, C and F"
+_CHOICE_PRED = re.compile(r"[\s*:]*(?:(?i:option|choice)\s+)?(?:\(([A-Ea-e])\)|([A-E])(?![A-Za-z0-9]))")
+_LATEX = [LatexExtractionConfig(boxed_match_priority=0)]
+_EXPR = [ExprExtractionConfig()]
+
+
+def _strip_delimiters(s: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        s = s.strip().rstrip(".").strip().strip("*").lstrip(":").strip()  # "**Answer:** 5", "5."
+        for left, right in _DELIMITERS:
+            if len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
+                s, changed = s[len(left) : len(s) - len(right)], True
+                break
+    return s
+
+
+def clean(answer: str) -> str:
+    """Strip math delimiters, bold, a final full stop, currency, thousands separators, units and degree signs.
+
+    "$\\$1,000.$" -> "1000", "18 dollars" -> "18", "25 percent" -> "25\\%", "90^\\circ" -> "90",
+    "15\\mbox{ cm}^2" -> "15", "x \\in [2, 5)" -> "[2, 5)"; other answers pass unchanged.
+    """
+    if len(answer) > MAX_CLEAN:  # not an answer anyone wrote: keep the time bounded (it runs outside the workers)
+        return answer.strip()
+    s = answer.strip().replace("\u2212", "-").replace("{,}", ",").replace("\\,", "").replace("\\;", " ")
+    s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
+    s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " (a space), not the row break "\\\\" of a matrix
+    s = re.sub(r"\\(?:displaystyle|textstyle)\b", "", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
+    s = re.sub(r"\\(?:left|right)(?![A-Za-z])", "", s)
+    for pattern, replacement in _SHORT_FRACTION:
+        s = pattern.sub(replacement, s)
+    s = _strip_delimiters(s)
+    s = _DEGREES.sub("", _UNIT.sub("", s)).strip()
+    s = re.sub(r"^[A-Za-z]\s*\\in\s*", "", s)  # x \in [2, 5)
+    s = re.sub(r"^-\s*\\?\$\s*(?=\d)", "-", s)  # -\$0.50
+    number = _NUMBER_WITH_UNIT.fullmatch(s)
+    if number:
+        s = number["num"].replace(",", "") + ("\\%" if number["pct"] else "")
+    return s
+
+
+def _unwrap(s: str) -> str:
+    return _TEXT_WRAPPER.sub(r"\1", s).strip()
+
+
+def _plain_text(s: str) -> str:
+    """Lower-case words only: for answers that are words ("Monday", "yes")."""
+    s = _unwrap(s).lower()
+    s = re.sub(r"\\[a-z]+|[^a-z0-9]+", " ", s).split()
+    return " ".join(s[1:] if s and s[0] in ("the", "a", "an") else s)
+
+
+def _letters(s: str) -> set[str] | None:
+    """The choice letters of "(A)", "\\text{A,D}", "(B) 12" (the letter opening it); None if it names none."""
+    unwrapped = _unwrap(_unwrap(s))
+    if _LETTERS.fullmatch(unwrapped):
+        return set(re.findall(r"[A-H]", unwrapped))
+    found = _CHOICE_PRED.match(unwrapped)
+    return {(found[1] or found[2]).upper()} if found else None
+
+
+def _kind(gold: str) -> str:
+    """'choice' (letters A-H), 'text' (words, or a whole `\\text{}` such as "4:30 p.m.") or 'math'."""
+    unwrapped = _unwrap(gold)
+    if _LETTERS.fullmatch(unwrapped):
+        return "choice"
+    if _TEXT_WRAPPER.fullmatch(gold) and re.search(r"[A-Za-z]{2,}|[a-z]\.", unwrapped):
+        return "text"
+    without_commands = re.sub(r"\\[A-Za-z]+", " ", unwrapped)
+    if re.search(r"[A-Za-z]{2,}", without_commands) and not re.search(r"\d", without_commands):
+        return "text"
+    return "math"
+
+
+@functools.lru_cache(maxsize=20_000)
+def parse_math(answer: str) -> list:
+    """math-verify's parse of an isolated answer (as the content of a `\\boxed{}`), then as plain text."""
+    parsed = parse(f"\\boxed{{{answer}}}", _LATEX, fallback_mode="no_fallback", parsing_timeout=None)
+    return parsed or parse(answer, _EXPR, fallback_mode="no_fallback", parsing_timeout=None)
+
+
+def _split_top(s: str, separator: str) -> list[str]:
+    """`s` cut at `separator` ("," or "=") outside braces and brackets ("<=", ">=", "!=" are not "=")."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(s):
+        depth += (char in "{([") - (char in "})]")
+        if char == separator and depth == 0 and not (separator == "=" and i and s[i - 1] in "<>!\\"):
+            parts.append(s[start:i])
+            start = i + 1
+    return [*parts, s[start:]]
+
+
+def _values(gold: str, answer: str) -> str:
+    """The answer's values where the gold is not an equation: "x = 1, x = -2" -> "1, -2", "4! = 24" -> "24",
+    "(101-1)^3 = 1,000,000" -> "1000000", and a list of as many values as the gold tuple has, as that tuple:
+    "a = 3, b = 4" -> "(3, 4)" for "(3,4)"."""
+    if len(_split_top(gold, "=")) > 1 or "=" not in answer:
+        return answer
+    items = _split_top(answer, ",")
+    if len(items) > 1 and all(len(_split_top(item, "=")) > 1 for item in items):
+        values = [clean(_split_top(item, "=")[-1]) for item in items]
+        if gold[:1] in "([" and len(_split_top(gold[1:-1], ",")) == len(values):
+            return "(" + ", ".join(values) + ")"
+        return ", ".join(values)
+    return clean(_split_top(answer, "=")[-1])
+
+
+def _rational(s: str) -> Fraction | None:
+    """ "12", "-0.5", "\\frac{3}{4}", "3/4" as an exact number; None for anything else."""
+    m = _RATIONAL.fullmatch(s)
+    if not m or (m["den"] or m["d"] or "1").strip("0") == "":
+        return None
+    value = Fraction(m["dec"]) if m["dec"] else Fraction(int(m["num"] or m["n"]), int(m["den"] or m["d"]))
+    return -value if m["sign"] else value
+
+
+def _judge_math(gold: str, answer: str) -> str:
+    answer = _values(gold, answer)
+    if gold.replace(" ", "") == answer.replace(" ", ""):
+        return CORRECT
+    numbers = _rational(gold), _rational(answer)
+    if None not in numbers:  # plain numbers and fractions (most answers): exact, 50x faster than sympy
+        return CORRECT if numbers[0] == numbers[1] else WRONG
+    predicted = parse_math(answer)
+    if not predicted:
+        return CORRECT if _plain_text(answer) == _plain_text(gold) else UNPARSEABLE
+    gold_parsed = parse_math(gold)
+    if not gold_parsed:  # a gold answer math-verify cannot read: compare the texts
+        return CORRECT if _plain_text(answer) == _plain_text(gold) else WRONG
+    return CORRECT if verify(gold_parsed, predicted, timeout_seconds=None) else WRONG
+
+
+def judge(gold: str, answer: str | None) -> str:
+    """Verdict for one final answer (as `extract.final_answer` finds it) against the gold answer."""
+    if answer is None or not clean(answer):
+        return NO_ANSWER
+    raw_gold, raw, gold, answer = gold, answer, clean(gold), clean(answer)
+    kind = _kind(gold)
+    if kind == "choice":
+        letters = _letters(answer)
+        return UNPARSEABLE if letters is None else CORRECT if letters == _letters(gold) else WRONG
+    if kind == "text":  # as words, with or without what `clean` took for a unit ("4:30 \\text{ p.m.}")
+        texts = {_plain_text(gold), _plain_text(_strip_delimiters(raw_gold))}
+        first_clause = answer if "," in gold else re.split(r"[,;]", answer)[0]
+        return CORRECT if {_plain_text(first_clause), _plain_text(_strip_delimiters(raw))} & texts else WRONG
+    return _judge_math(gold, answer)

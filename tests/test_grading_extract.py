@@ -1,0 +1,129 @@
+"""Where a solution states its final answer (`grading.extract`, `grading.prose`): the last marker, else the
+concluding statement; the route it came by; `--require-marker`."""
+
+from __future__ import annotations
+
+import pytest
+
+from sftkit.grading.extract import MARKER, PROSE, extract_answer, final_answer
+from sftkit.grading.judge import CORRECT, judge
+
+W = "The triangle has legs $6$ and $8$, so its hypotenuse is $10$ and $6 + 8 = 14$.\n\n"  # other values first
+
+# (solution, the final answer's text, its route)
+ROUTES = [
+    # the answer stated only in prose, no marker
+    (W + "Therefore, the area of kite $ABCD$ is $75$ square units.", "75", PROSE),
+    (W + "Thus, the number on the card that was removed is \\(45\\).", "45", PROSE),
+    (W + "Therefore, \\(x^3 = 12\\).", "x^3 = 12", PROSE),
+    (W + "So the smallest such value is **6**.", "6", PROSE),
+    (W + "So the roots are $1$ and $-2$.", "1, -2", PROSE),
+    (W + "In total, there are 18 home games.", "18", PROSE),
+    (W + "The probability is $\\frac{1}{3}$, which is about $33.3\\%$.", "\\frac{1}{3}", PROSE),
+    (W + "The probability is $\\frac{7}{20}$, or $35\\%$.", "\\frac{7}{20}", PROSE),
+    (W + "So there are $10 - 1 = 9$ numbers that are relatively prime to $28$.", "10 - 1 = 9", PROSE),
+    (W + "The remainder when $2^{100}$ is divided by $7$ is $2$.", "2", PROSE),
+    (W + "So 6 of the 10 numbers qualify.", "6", PROSE),
+    (W + "So the correct choice is (C).", "(C)", PROSE),
+    (W + "So $\\log_x 8 = 3$, which means $x = 2$.", "x = 2", PROSE),
+    (W + "The distinct primes are $3$, $5$ and $7$, and $3 + 5 + 7 = 15$.", "3 + 5 + 7 = 15", PROSE),
+    (W + "Hence the required value is $12$.\n\nI hope this helps! Let me know if you have questions.", "12", PROSE),
+    (W + "Thus, the value of $k$ is $-\\frac{1}{2}$. $\\blacksquare$", "-\\frac{1}{2}", PROSE),
+    (W + "So the matrix is\n\\[\n\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}.\n\\]", None, PROSE),
+    # markers, read better than before
+    (W + "\\[ \\boxed{A,D} \\]", "A,D", MARKER),
+    (
+        W + "So $M = \\boxed{\\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}}$.\n\nFinal Answer: The final answer is "
+        "\\[ \\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}. \\] I hope it is correct.",
+        "\\[ \\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}. \\]",
+        MARKER,
+    ),
+    (W + "Part (a): the smaller root is $\\boxed{3}$.\nPart (b): the larger root is $\\boxed{5}$.", "3, 5", MARKER),
+    (W + "The answer is $\\frac{1}{2}$, since the other cases fail.", "$\\frac{1}{2}$", MARKER),
+    (W + "The answer is 12, which is even.", "12", MARKER),
+    (W + "The answer is $\\boxed{12}$.\n\nCheck: both sides equal $7$, as required.", "12", MARKER),
+    (W + "$\\boxed{5}$\n\nSo the number of ways is $5$.", "5", MARKER),  # the same value, stated again
+    # a box, then a statement that plainly concludes with another value: the box was an intermediate result
+    (W + "This gives $k = \\boxed{3}$.\n\nTherefore, the total is $15$.", "15", PROSE),
+    # ... unless the statement mentions the boxed value: it elaborates on it
+    (W + "$\\boxed{5}$\n\nSo, the side length is $5$ and the area is $25$.", "5", MARKER),
+    (W + "The answer is $\\boxed{B}$.\n\nSo the correct option is (B), that is $3\\sqrt{2}$.", "B", MARKER),
+    # no final answer
+    (W + "From the second equation we find $t = 4$, and substituting this into the first equation gives", None, None),
+    (W + "So we need $20$ more tiles, and then the wall is finished. Let me also check the corn", None, None),
+    (W + "The answer is \\boxed{7", None, None),  # a box never closed
+    ("", None, None),
+]
+
+
+@pytest.mark.parametrize("text, answer, route", ROUTES, ids=[f"{i}:{c[0][-40:]!r}" for i, c in enumerate(ROUTES)])
+def test_final_answer_and_route(text: str, answer: str | None, route: str | None):
+    found = final_answer(text)
+    assert found.route == route, found
+    if answer is not None or route is None:
+        assert found.text == answer
+
+
+def test_unfinished_last_sentence_that_ends_on_its_answer_is_finished():
+    assert final_answer(W + "Therefore, the perimeter is 12 centimeters").text == "12"
+    assert final_answer(W + "so the number in the box must be $4$").text == "4"
+
+
+def test_require_marker_reads_markers_only():
+    prose = W + "Therefore, the area is $75$ square units."
+    assert final_answer(prose, require_marker=True) == (None, None)
+    boxed_then_prose = W + "This gives $k = \\boxed{3}$.\n\nTherefore, the total is $15$."
+    assert final_answer(boxed_then_prose, require_marker=True) == ("3", MARKER)
+    assert extract_answer(prose) is None and extract_answer(boxed_then_prose) == "3"
+
+
+@pytest.mark.parametrize(
+    "text, gold, correct",
+    [
+        (W + "Therefore, the area of kite $ABCD$ is $75$ square units.", "75", True),
+        (W + "Therefore, the area of kite $ABCD$ is $150$ square units.", "75", False),
+        (W + "Therefore, \\(x^3 = 12\\).", "12", True),
+        (W + "So the roots are $1$ and $-2$.", "-2,1", True),
+        (W + "So the roots are $1$ and $-3$.", "-2,1", False),
+        (W + "At first we might guess $75$, but we double counted.\n\nSo the area is $60$.", "75", False),
+        (W + "This gives $k = \\boxed{75}$.\n\nTherefore, the total is $15$.", "75", False),
+        (W + "\\[ \\boxed{A,D} \\]", "\\text{A,D}", True),
+        (W + "Part (a): $\\boxed{3}$. Part (b): $\\boxed{5}$.", "3, 5", True),
+        (W + "Part (a): $\\boxed{3}$. Part (b): $\\boxed{6}$.", "3, 5", False),
+        (W + "Final Answer: The final answer is \\[ \\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}. \\] I hope it is "
+         "correct.", "\\begin{pmatrix}0&1\\\\1&0\\end{pmatrix}", True),
+        (W + "Recognizing the expansion, it equals $(101-1)^3 = 100^3 = 1{,}000{,}000$.", "1000000", True),
+        (W + "So there are $10 - 1 = 9$ numbers that are relatively prime to $28$.", "9", True),
+    ],
+)  # fmt: skip
+def test_graded_as_a_careful_reader_would(text: str, gold: str, correct: bool):
+    assert (judge(gold, final_answer(text).text) == CORRECT) == correct, final_answer(text)
+
+
+def test_long_solutions_are_read_from_their_end_only():
+    """The concluding statement is read from the last 1,500 characters (bounded time), starting on a line."""
+    filler = "We compute $1 + 1 = 2$ once more, to be sure.\n" * 2000
+    assert final_answer(filler + "Therefore, the area is $75$.").text == "75"
+    assert final_answer(filler + "The answer is \\boxed{75}.").text == "75"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$1$" + " " * 5000 + "x$2$.",  # a long gap between two values
+        "$1$" + ", " * 3000 + "x$2$.",
+        "So the value is $5$ " + "a" * 5000,
+        "\\(" * 3000,
+        "\\boxed{1}\n" * 20000,
+        "$1$, which " * 2000 + "is $2$.",
+        "The answer is " + "$" * 20000,
+    ],
+    ids=["spaces", "commas", "long word", "openers", "boxes", "which", "dollars"],
+)
+def test_time_is_bounded_on_pathological_text(text: str):
+    """Extraction runs in the parent process, outside the time-limited workers: no regex may blow up."""
+    import time
+
+    start = time.perf_counter()
+    judge("1", final_answer(text).text)
+    assert time.perf_counter() - start < 1.0

@@ -1,0 +1,116 @@
+"""Gold answers as the MATH dataset writes them, against answers as models write them (`grading.judge`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sftkit.grading.judge import CORRECT, UNPARSEABLE, WRONG, clean, judge
+
+M = "\\begin{{pmatrix}} {} \\\\ {} \\end{{pmatrix}}"  # a column vector
+
+# (gold, final answer, graded correct?)
+CASES = [
+    # multiple choice, one letter or several
+    ("\\text{(A)}", "A", True),
+    ("\\text{(A)}", "(A)", True),
+    ("\\text{(A)}", "\\textbf{(A)}", True),
+    ("\\text{(A)}", "(B)", False),
+    ("(\\text{E})", "E", True),
+    ("\\text{A,D}", "A,D", True),
+    ("\\text{A,D}", "D, A", True),
+    ("\\text{A,D}", "A, C", False),
+    ("\\text{A,C,F}", "\\text{A, C, F}", True),
+    ("\\text{A,C,F}", "A, C", False),
+    # currency, percent, degrees, units
+    ("\\$3800", "3800", True),
+    ("\\$3800", "\\$3,800", True),
+    ("\\$3800", "3080", False),
+    ("\\$32,\\!348", "\\$32,348", True),
+    ("-\\$0.50", "-0.50", True),
+    ("10\\%", "10\\%", True),
+    ("10\\%", "10", True),
+    ("10\\%", "12\\%", False),
+    ("0.5", "50\\%", True),
+    ("90^\\circ", "90", True),
+    ("90^\\circ", "90^{\\circ}", True),
+    ("90^\\circ", "90°", True),
+    ("90^\\circ", "45^\\circ", False),
+    ("\\cos 58^\\circ", "\\cos 58^\\circ", True),
+    ("5\\text{ cm}", "5", True),
+    ("15\\mbox{ cm}^2", "15 \\text{ cm}^2", True),
+    ("15\\mbox{ cm}^2", "16\\text{cm}^2", False),
+    ("\\frac{68}{3}\\text{ pounds}", "\\frac{68}{3}", True),
+    ("\\text{4:30 p.m.}", "4:30 \\text{ p.m.}", True),
+    # fractions and numbers as MATH writes them
+    ("\\dfrac{17}{50}", "\\frac{17}{50}", True),
+    ("\\frac12", "0.5", True),
+    ("\\frac 59", "5/9", True),
+    ("\\frac9{19}", "\\frac{9}{19}", True),
+    ("\\frac{270}7", "\\frac{270}{7}", True),
+    ("\\frac \\pi4 + 2", "\\frac{\\pi}{4} + 2", True),
+    ("\\frac \\pi4 + 2", "\\frac{\\pi}{5} + 2", False),
+    ("1\\frac{4}{5}", "1.8", True),
+    ("10,\\!080", "10080", True),
+    ("11,\\! 111,\\! 111,\\! 100", "11111111100", True),
+    (".0000672", "6.72 \\times 10^{-5}", True),
+    # intervals: the brackets matter
+    ("x \\in [2, 5)", "[2,5)", True),
+    ("[2, 5)", "x \\in [2, 5)", True),
+    ("(1,2)", "[1,2]", False),
+    ("(3,4]", "(3, 4]", True),
+    ("(3,4]", "[3,4]", False),
+    ("(0,9) \\cup (9,36)", "(0,9)\\cup(9,36)", True),
+    # sets, tuples, lists of answers
+    ("(15,-29)", "(15, -29)", True),
+    ("(15,-29)", "(-29, 15)", False),
+    ("(3,4,5)", "a = 3, b = 4, c = 5", True),
+    ("(3,4,5)", "a = 3, b = 5, c = 4", False),
+    ("1, -2", "-2, 1", True),
+    ("1, -2", "x = 1, x = -2", True),
+    ("1, -2", "1", False),
+    ("\\{1\\pm\\sqrt{5},-2\\}", "-2, 1+\\sqrt{5}, 1-\\sqrt{5}", True),
+    # plus-minus, matrices
+    ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}", True),
+    ("1 \\pm \\sqrt{19}", "1 + \\sqrt{19}", False),
+    ("-6, -3, -2, -1, 1, 2, 3, 6", "\\pm 1, \\pm 2, \\pm 3, \\pm 6", True),
+    (M.format("-1/3", "2/3"), M.format("-\\frac{1}{3}", "\\frac{2}{3}"), True),
+    (M.format("-1/3", "2/3"), M.format("\\frac{2}{3}", "-\\frac{1}{3}"), False),
+    # equations against their right side, chains of equalities
+    ("y = 2x + 3", "2x+3", True),
+    ("y = 2x + 3", "y=2x+3", True),
+    ("y = 2x + 3", "y = 3x + 2", False),
+    ("x=5", "5", True),
+    ("24", "4! = 24", True),
+    ("5", "a+b = 2+3 = 5", True),
+    ("1000000", "(101-1)^3 = 100^3 = 1{,}000{,}000", True),
+    # words
+    ("\\text{Evelyn}", "Evelyn", True),
+    ("\\text{east}", "\\text{West}", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("gold, answer, expected", CASES, ids=[f"{i}:{c[0]}|{c[1]}" for i, c in enumerate(CASES)])
+def test_math_gold_answers(gold: str, answer: str, expected: bool):
+    verdict = judge(gold, answer)
+    assert (verdict == CORRECT) == expected, (clean(gold), clean(answer), verdict)
+
+
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("90^\\circ", "90"),
+        ("15\\mbox{ cm}^2", "15"),
+        ("x \\in [2, 5)", "[2, 5)"),
+        ("\\displaystyle \\frac12", "\\frac{1}{2}"),
+        ("11,\\! 111", "11111"),
+        ("-\\$0.50", "-0.50"),
+        ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),  # rows kept
+    ],
+)
+def test_clean_math_notation(raw: str, cleaned: str):
+    assert clean(raw) == cleaned
+
+
+def test_choice_verdicts():
+    assert judge("\\text{(C)}", "the third one") == UNPARSEABLE
+    assert judge("\\text{A,D}", "A") == WRONG
