@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sftkit.checkpoint import layout as checkpoint
+from sftkit.checkpoint import state as ckpt_state
 from sftkit.tiny import build_model, build_tokenizer
 
 
@@ -38,8 +39,8 @@ def main() -> None:
     optim.step()
     n = sum(p.numel() for p in model.parameters())
     start = time.perf_counter()
-    msd = checkpoint.trained_state_dict(model, lora=False)
-    osd = checkpoint.gather_optimizer(model, optim)
+    msd = ckpt_state.trained_state_dict(model, lora=False)
+    osd = ckpt_state.gather_optimizer(model, optim)
     gather = time.perf_counter() - start
     start = time.perf_counter()
     path = checkpoint.write_checkpoint(

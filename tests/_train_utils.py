@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sftkit import tiny
-from sftkit.config.parse import resolve
+from sftkit.config.plan import plan_run
 from sftkit.data import prepare
 from sftkit.train import run
 
@@ -50,7 +50,7 @@ def overrides(assets: dict, out: Path, **extra) -> list[str]:
 
 
 def train(assets: dict, out: Path, callbacks=(), environ=None, **extra):
-    return run(resolve(None, overrides(assets, out, **extra), environ=environ or {}), callbacks=callbacks)
+    return run(plan_run(None, overrides(assets, out, **extra), environ=environ or {}), callbacks=callbacks)
 
 
 def losses(out: Path) -> dict[int, float]:

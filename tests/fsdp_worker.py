@@ -13,6 +13,7 @@ from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM
 
 from sftkit.checkpoint import layout as checkpoint
+from sftkit.checkpoint import state as ckpt_state
 
 
 def sharded(model_dir, per_layer: bool):
@@ -38,8 +39,8 @@ def main(model_dir: str, out: str) -> None:
     model = sharded(model_dir, per_layer=True)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
     step(model, optim)
-    msd = checkpoint.trained_state_dict(model, lora=False)
-    osd = checkpoint.gather_optimizer(model, optim)
+    msd = ckpt_state.trained_state_dict(model, lora=False)
+    osd = ckpt_state.gather_optimizer(model, optim)
     assert (len(msd) > 0) == (rank == 0), "full state gathered to rank 0 only (cpu_offload)"
     if rank == 0:
         assert all(t.device.type == "cpu" and not hasattr(t, "placements") for t in msd.values())
@@ -50,12 +51,12 @@ def main(model_dir: str, out: str) -> None:
     # Load into another sharding (root only) and compare the regathered tensors with what was saved.
     other = sharded(model_dir, per_layer=False)
     other_optim = torch.optim.AdamW(other.parameters(), lr=1e-2)
-    checkpoint.load_model(other, out / "global_step_1", lora=False)
+    ckpt_state.load_model(other, out / "global_step_1", lora=False)
     step(other, other_optim)  # creates optimizer state to overwrite
-    checkpoint.load_model(other, out / "global_step_1", lora=False)
-    checkpoint.load_optimizer(other, other_optim, out / "global_step_1")
-    again = checkpoint.trained_state_dict(other, lora=False)
-    again_optim = checkpoint.gather_optimizer(other, other_optim)
+    ckpt_state.load_model(other, out / "global_step_1", lora=False)
+    ckpt_state.load_optimizer(other, other_optim, out / "global_step_1")
+    again = ckpt_state.trained_state_dict(other, lora=False)
+    again_optim = ckpt_state.gather_optimizer(other, other_optim)
     if rank == 0:
         saved = torch.load(out / "global_step_1" / "model.pt", weights_only=True)
         saved_optim = torch.load(out / "global_step_1" / "optimizer.pt", weights_only=True)

@@ -6,92 +6,97 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from accelerate.data_loader import BatchSamplerShard
-from torch.utils.data import BatchSampler
 
 from sftkit import tiny
 from sftkit.training.batching import (
-    GroupedSampler,
-    TokenBudgetBatchSampler,
     chunks,
-    grouped_order,
+    cost,
+    equalize,
+    micro_batches,
     padding_fraction,
-    token_budget_batches,
+    share,
+    step_order,
 )
+from sftkit.training.loader import FILLER, EvalSampler, StepSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sample_lengths() -> list[int]:
+def sample_lengths() -> np.ndarray:
     """Token lengths of the bundled GSM8K sample (600 examples) with the tiny tokenizer, as the trainer builds them."""
-    from sftkit.data.dataset import read_rows, tokenize
+    from sftkit.data.dataset import build_dataset
     from sftkit.data.labels import Encoder
 
     files = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
-    rows, _ = read_rows(files, "prompt", "generated_solution")
-    columns, _ = tokenize(rows, Encoder(tiny.build_tokenizer()), None, "right")
-    return columns["length"]
+    split = build_dataset(files, Encoder(tiny.build_tokenizer()), "prompt", "generated_solution", None, "right")
+    return np.asarray(split.dataset["length"])
 
 
-def random_lengths(n: int, seed: int, low: int = 5, high: int = 400) -> list[int]:
+def random_lengths(n: int, seed: int, low: int = 5, high: int = 400) -> np.ndarray:
     rng = random.Random(seed)
-    return [rng.randint(low, high) for _ in range(n)]
+    return np.array([rng.randint(low, high) for _ in range(n)])
 
 
-# ---- grouped order -----------------------------------------------------------------------------------------------
+def flat(steps) -> list[int]:
+    return [int(i) for step in steps for i in step]
+
+
+# ---- steps: which examples make each optimizer step --------------------------------------------------------------
+@pytest.mark.parametrize("order", ["grouped", "shuffled", "sequential"])
 @pytest.mark.parametrize("n,global_batch", [(1, 4), (7, 4), (100, 8), (1000, 16), (257, 3)])
-def test_grouped_order_is_a_permutation(n, global_batch):
+def test_steps_cover_every_example_once(n, global_batch, order):
     lengths = random_lengths(n, seed=n)
     for epoch in (0, 1):
-        assert sorted(grouped_order(lengths, global_batch, seed=3, epoch=epoch)) == list(range(n))
+        steps = step_order(lengths, global_batch, seed=3, epoch=epoch, order=order)
+        assert sorted(flat(steps)) == list(range(n))
+        assert len(steps) == -(-n // global_batch)
+        assert all(len(s) == global_batch for s in steps[:-1])  # only the last step may be short
 
 
-def test_grouped_order_deterministic_and_differs_across_epochs_and_seeds():
+def test_steps_deterministic_and_differ_across_epochs_and_seeds():
     lengths = random_lengths(500, seed=1)
-    a = grouped_order(lengths, 8, seed=42, epoch=0)
-    assert a == grouped_order(list(lengths), 8, seed=42, epoch=0)
-    assert a != grouped_order(lengths, 8, seed=42, epoch=1)
-    assert a != grouped_order(lengths, 8, seed=43, epoch=0)
+    for order in ("grouped", "shuffled"):
+        a = flat(step_order(lengths, 8, seed=42, epoch=0, order=order))
+        assert a == flat(step_order(lengths.copy(), 8, seed=42, epoch=0, order=order))
+        assert a != flat(step_order(lengths, 8, seed=42, epoch=1, order=order))
+        assert a != flat(step_order(lengths, 8, seed=43, epoch=0, order=order))
+    assert flat(step_order(lengths, 8, 42, 0, "sequential")) == list(range(500))
 
 
-def test_grouped_sampler_follows_set_epoch():
-    lengths = random_lengths(64, seed=2)
-    sampler = GroupedSampler(lengths, global_batch=8, seed=5)
-    assert len(sampler) == 64
-    assert list(sampler) == grouped_order(lengths, 8, 5, 0) == list(sampler)
-    sampler.set_epoch(3)
-    assert list(sampler) == grouped_order(lengths, 8, 5, 3)
-
-
-def steps_seen(lengths, seed, micro: int, world: int, accumulation: int, epoch: int = 0) -> list[set[int]]:
-    """Examples of each optimizer step when GroupedSampler feeds an accelerate-sharded DataLoader: micro-batches
-    dealt round-robin to `world` ranks (BatchSamplerShard), `accumulation` micro-batches per rank and step."""
-    sampler = GroupedSampler(lengths, global_batch=micro * world * accumulation, seed=seed)
-    sampler.set_epoch(epoch)
+def steps_seen(lengths, seed, micro: int, dp: int, epoch: int = 0) -> list[set[int]]:
+    """Examples of each optimizer step as the ranks see them: every rank's share of the step, cut into micro-batches
+    of `micro` (the trainer's path: StepSampler -> micro_batches)."""
     per_rank = []
-    for rank in range(world):
-        batches = BatchSampler(sampler, batch_size=micro, drop_last=False)
-        shard = BatchSamplerShard(batches, num_processes=world, process_index=rank, split_batches=False)
-        per_rank.append(list(shard))
-    n_steps = len(per_rank[0]) // accumulation
-    return [
-        {i for rank in per_rank for b in rank[s * accumulation : (s + 1) * accumulation] for i in b}
-        for s in range(n_steps)
-    ]
+    for rank in range(dp):
+        sampler = StepSampler(lengths, 16, seed, "grouped", rank, dp)
+        sampler.set_epoch(epoch)
+        per_rank.append([[share[i] for part in micro_batches(lengths[share].tolist(), micro, None, False)
+                          for i in part] for share in sampler])  # fmt: skip
+    return [set().union(*(rank[s] for rank in per_rank)) for s in range(len(per_rank[0]))]
 
 
 @pytest.mark.parametrize("epoch", [0, 1])
 def test_same_examples_per_step_for_any_micro_batch_and_world_size(epoch):
-    lengths = random_lengths(16 * 20, seed=4)
-    reference = steps_seen(lengths, 11, micro=8, world=1, accumulation=2, epoch=epoch)  # W=1, GA=2
-    assert len(reference) == 20 and all(len(s) == 16 for s in reference)
-    assert steps_seen(lengths, 11, micro=8, world=2, accumulation=1, epoch=epoch) == reference  # W=2, GA=1
-    assert steps_seen(lengths, 11, micro=4, world=2, accumulation=2, epoch=epoch) == reference  # W=2, GA=2
-    assert steps_seen(lengths, 11, micro=16, world=1, accumulation=1, epoch=epoch) == reference  # W=1, GA=1
+    lengths = random_lengths(16 * 20 + 5, seed=4)  # a short last step too
+    reference = steps_seen(lengths, 11, micro=8, dp=1, epoch=epoch)
+    assert len(reference) == 21 and all(len(s) == 16 for s in reference[:-1]) and len(reference[-1]) == 5
+    for micro, dp in [(8, 2), (4, 2), (16, 1), (1, 4), (3, 3)]:
+        assert steps_seen(lengths, 11, micro=micro, dp=dp, epoch=epoch) == reference, (micro, dp)
     assert set().union(*reference) == set(range(len(lengths)))
+
+
+def test_shares_are_contiguous_and_may_be_empty_on_a_short_step():
+    step = np.arange(10, 15)
+    parts = [share(step, r, 4).tolist() for r in range(4)]
+    assert [i for p in parts for i in p] == step.tolist()
+    assert sorted(len(p) for p in parts) == [1, 1, 1, 2]
+    assert [share(np.array([7]), r, 3).tolist() for r in range(3)] == [[], [7], []] or sum(
+        len(share(np.array([7]), r, 3)) for r in range(3)
+    ) == 1
 
 
 def test_grouping_reduces_padding_on_real_lengths(sample_lengths):
@@ -99,7 +104,8 @@ def test_grouping_reduces_padding_on_real_lengths(sample_lengths):
     for seed in range(3):
         random_order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         random_pad = padding_fraction(sample_lengths, chunks(random_order, 8))
-        grouped_pad = padding_fraction(sample_lengths, chunks(grouped_order(sample_lengths, 16, seed, 0), 8))
+        grouped = [list(c) for s in step_order(sample_lengths, 16, seed, 0, "grouped") for c in chunks(s, 8)]
+        grouped_pad = padding_fraction(sample_lengths, grouped)
         assert random_pad > 0.15  # GSM8K lengths padded to the longest of 8 random examples
         assert grouped_pad < 0.05 and grouped_pad < random_pad / 4
 
@@ -107,52 +113,59 @@ def test_grouping_reduces_padding_on_real_lengths(sample_lengths):
 def test_steps_align_with_length_groups_when_data_does_not_divide(sample_lengths):
     assert len(sample_lengths) % 16 != 0
     for seed in range(3):
-        steps = chunks(grouped_order(sample_lengths, 16, seed, 0), 16)
+        steps = step_order(sample_lengths, 16, seed, 0, "grouped")
+        assert len(steps[-1]) == len(sample_lengths) % 16  # the short step last
         for step in steps[:-1]:
-            assert len(step) == 16
-            assert [sample_lengths[i] for i in step] == sorted((sample_lengths[i] for i in step), reverse=True)
+            assert sample_lengths[step].tolist() == sorted(sample_lengths[step].tolist(), reverse=True)
 
 
-# ---- token budget --------------------------------------------------------------------------------------------
+# ---- micro-batches: how a rank's share of a step is cut ----------------------------------------------------------
+def test_fixed_micro_batches_keep_the_order():
+    assert micro_batches([5, 4, 3, 2, 1], 2, None, False) == [[0, 1], [2, 3], [4]]
+    assert micro_batches([], 2, None, False) == []
+
+
 @pytest.mark.parametrize("budget", [64, 512, 1500])
-def test_token_budget_batches_respect_budget_and_cover_every_example(budget):
-    lengths = random_lengths(3000, seed=budget, low=1, high=700)  # some longer than the smaller budgets
-    batches = token_budget_batches(lengths, budget, seed=9)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    for b in batches:
-        longest = max(lengths[i] for i in b)
-        assert len(b) * longest <= budget or len(b) == 1, (b, longest)
-    assert batches == token_budget_batches(lengths, budget, 9)
-    assert batches != token_budget_batches(lengths, budget, 10)
-
-
-def test_token_budget_sampler_same_batches_every_epoch_in_another_order():
-    lengths = random_lengths(6000, seed=8)
-    sampler = TokenBudgetBatchSampler(lengths, 8192, seed=1)
-    epochs = []
-    for epoch in range(3):
-        sampler.set_epoch(epoch)
-        epochs.append(list(sampler))
-        assert len(epochs[-1]) == len(sampler)  # the Trainer plans the schedule from len(): it must hold
-        assert sorted(i for b in epochs[-1] for i in b) == list(range(len(lengths)))  # every example once
-    assert epochs[0] != epochs[1] and sorted(map(tuple, epochs[0])) == sorted(map(tuple, epochs[1]))
-    assert padding_fraction(lengths, epochs[0]) < 0.05
-
-
-def test_token_budget_sampler_shards_evenly_without_repeats():
-    lengths = random_lengths(500, seed=3)
-    sampler = TokenBudgetBatchSampler(lengths, 1024, seed=2, multiple_of=3)
-    assert len(sampler) % 3 == 0 and len(sampler) > len(sampler.batches) - 3
-    seen = [i for b in sampler for i in b]
-    assert len(seen) == len(set(seen))
+@pytest.mark.parametrize("free", [False, True])
+def test_token_budget_micro_batches_respect_the_budget_and_cover_every_example(budget, free):
+    lengths = random_lengths(300, seed=budget, low=1, high=700).tolist()  # some longer than the smaller budgets
+    parts = micro_batches(lengths, 4, budget, free)
+    assert sorted(i for b in parts for i in b) == list(range(len(lengths)))
+    for b in parts:
+        assert cost([lengths[i] for i in b], free) <= budget or len(b) == 1, b
 
 
 def test_token_budget_long_example_goes_alone():
     lengths = [10, 300, 10, 10]
-    batches = token_budget_batches(lengths, 100, seed=0)
-    assert [1] in batches
-    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
-    assert all(len(b) * max(lengths[i] for i in b) <= 100 for b in batches if b != [1])
+    parts = micro_batches(lengths, 4, 100, False)
+    assert [1] in parts and sorted(i for b in parts for i in b) == [0, 1, 2, 3]
+    assert cost([10, 10, 10], False) == 30 and cost([10, 300], False) == 600 and cost([10, 300], True) == 310
+
+
+def test_equalize_splits_the_largest_then_adds_empty_ones():
+    assert equalize([[0, 1, 2, 3], [4]], 3) == [[0, 1], [2, 3], [4]]
+    assert equalize([[0], [1]], 4) == [[0], [1], [], []]
+    assert equalize([], 2) == [[], []]
+    assert equalize([[0, 1]], 1) == [[0, 1]]
+
+
+# ---- samplers ----------------------------------------------------------------------------------------------------
+def test_step_sampler_follows_set_epoch_and_has_one_item_per_step():
+    lengths = random_lengths(70, seed=2)
+    sampler = StepSampler(lengths, 16, 5, "grouped", 0, 1)
+    assert len(sampler) == 5
+    assert [list(s) for s in sampler] == [s.tolist() for s in step_order(lengths, 16, 5, 0, "grouped")]
+    sampler.set_epoch(3)
+    assert [list(s) for s in sampler] == [s.tolist() for s in step_order(lengths, 16, 5, 3, "grouped")]
+
+
+@pytest.mark.parametrize("n,dp,batch", [(60, 4, 16), (7, 2, 2), (5, 8, 4), (1, 3, 1)])
+def test_eval_sampler_counts_each_example_once_and_gives_every_rank_the_same_batches(n, dp, batch):
+    per_rank = [list(EvalSampler(n, batch, r, dp)) for r in range(dp)]
+    assert len({len(batches) for batches in per_rank}) == 1  # the same number of batches everywhere
+    assert len({tuple(len(b) for b in batches) for batches in per_rank}) == 1
+    real = [i for batches in per_rank for b in batches for i in b if i != FILLER]
+    assert sorted(real) == list(range(n))  # no example twice (Accelerate's even batches repeated some)
 
 
 # ---- padding fraction --------------------------------------------------------------------------------------------
@@ -229,24 +242,56 @@ def test_padding_free_training_runs_without_padding_and_keeps_the_loss(tmp_path)
 
 
 @pytest.mark.slow
-def test_token_budget_training_bounds_every_micro_batch(tmp_path):
+def test_token_budget_steps_keep_the_global_batch_and_bound_every_micro_batch(tmp_path):
+    """use_dynamic_bsz: train_batch_size sequences per optimizer step (as in verl), cut into micro-batches of at
+    most max_token_len_per_gpu tokens (padding included); the number of micro-batches per step follows the lengths."""
+    from _train_utils import make_assets, train
+    from sftkit.training.trainer import SftkitTrainer
+
+    assets = make_assets(tmp_path / "assets")
+    seen: list[tuple[int, ...]] = []
+    sequences_per_step: list[int] = []
+    original_collate, original_step = SftkitTrainer.collate, SftkitTrainer.training_step
+
+    def collate(self, examples):
+        batch = original_collate(self, examples)
+        seen.append(tuple(batch["input_ids"].shape))
+        return batch
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        sequences_per_step.append(len(inputs.examples))
+        return original_step(self, model, inputs, num_items_in_batch)
+
+    SftkitTrainer.collate, SftkitTrainer.training_step = collate, training_step
+    try:
+        trainer = train(
+            assets, tmp_path / "budget", max_steps=4, save_steps=0, eval_steps=0, val_files="[]",
+            use_dynamic_bsz="true", max_token_len_per_gpu=1000, train_batch_size=16,
+        )  # fmt: skip
+    finally:
+        SftkitTrainer.collate, SftkitTrainer.training_step = original_collate, original_step
+    assert sequences_per_step == [16, 16, 16, 16]
+    assert all(rows * cols <= 1000 or rows == 1 for rows, cols in seen)
+    assert len(seen) > 4 and len({rows for rows, _ in seen}) > 1  # several micro-batches, sized by the lengths
+    assert trainer.state.max_steps == 4
+    rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert all(r["padding_fraction"] < 0.1 for r in rows if "loss" in r)
+
+
+@pytest.mark.slow
+def test_token_budget_epoch_has_train_batch_size_steps(tmp_path):
+    """96 rows at train_batch_size=16: 6 steps per epoch whatever the budget (the trust issue saw 10)."""
     from _train_utils import make_assets, train
 
     assets = make_assets(tmp_path / "assets")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(assets["train"]).slice(0, 96)
+    pq.write_table(table, tmp_path / "96.parquet")
     trainer = train(
-        assets,
-        tmp_path / "budget",
-        max_steps=3,
-        save_steps=0,
-        eval_steps=0,
-        val_files="[]",
-        use_dynamic_bsz="true",
-        max_token_len_per_gpu=1024,
-    )
-    loader = trainer.get_train_dataloader()
-    shapes = [tuple(batch["input_ids"].shape) for _, batch in zip(range(20), loader)]
-    assert all(rows * cols <= 1024 or rows == 1 for rows, cols in shapes)
-    assert len({rows for rows, _ in shapes}) > 1  # the number of examples follows the lengths
-    rows = [json.loads(line) for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
-    assert all(r["padding_fraction"] < 0.1 for r in rows if "loss" in r)
+        assets, tmp_path / "epoch", train_files=f"[{tmp_path / '96.parquet'}]", val_files="[]", max_steps=-1,
+        num_train_epochs=1, save_steps=0, eval_steps=0, use_dynamic_bsz="true", max_token_len_per_gpu=1024,
+        train_batch_size=16,
+    )  # fmt: skip
+    assert trainer.state.global_step == 6

@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
 from sftkit.checkpoint import export
 from sftkit.checkpoint import layout as checkpoint
+from sftkit.checkpoint import state as ckpt_state
 from sftkit.errors import SftkitError
 
 pytestmark = pytest.mark.slow
@@ -81,7 +82,7 @@ def test_checkpoint_of_another_run_is_refused_with_the_differences(assets, tmp_p
     assert "learning_rate" in str(err.value) and "resume_ignore_mismatch" in str(err.value)
     # The output folder, logger and resume settings are not compared; with the flag it goes on.
     train(assets, out, resume_from_checkpoint="auto", max_length=128, resume_ignore_mismatch="true")
-    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
+    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
 
 
 def test_incomplete_checkpoint_is_refused(assets, tmp_path):
@@ -97,14 +98,15 @@ def test_pruning_keeps_newest_and_final_and_save_initial(assets, tmp_path):
     out = tmp_path / "run"
     train(assets, out, max_steps=8, save_steps=2, max_ckpt_to_keep=2, save_initial="true")
     names = sorted(p.name for p in out.glob("global_step_*"))
-    assert names == ["global_step_6", "global_step_8", "global_step_final"]  # 0, 2, 4 pruned after newer ones
+    # 0, 2 pruned after newer ones; the last step is written once, as global_step_final
+    assert names == ["global_step_4", "global_step_6", "global_step_final"]
     assert not list(out.glob(".tmp-*"))
 
 
 def test_save_initial_writes_step_zero(assets, tmp_path):
     out = tmp_path / "run"
     train(assets, out, max_steps=2, save_steps=0, save_initial="true")
-    state = checkpoint.load_state(out / "global_step_0")
+    state = ckpt_state.load_state(out / "global_step_0")
     assert state["global_step"] == 0
     initial = AutoModelForCausalLM.from_pretrained(assets["model"]).state_dict()
     saved = model_pt(out / "global_step_0")
@@ -193,12 +195,12 @@ def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(a
     assert not (out / "global_step_4").exists() or done
     assert checkpoint.find_latest(out).name == ("global_step_4" if done else "global_step_2")
     train(assets, out, max_steps=6, save_steps=2, eval_steps=0, resume_from_checkpoint="auto")
-    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
+    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
 
 
 def test_export_cli_of_a_numbered_checkpoint(assets, tmp_path):
     out = tmp_path / "run"
-    train(assets, out, max_steps=2, save_steps=2, eval_steps=0)
+    train(assets, out, max_steps=3, save_steps=2, eval_steps=0)
     target = tmp_path / "hf"
     assert export.main([str(out / "global_step_2"), "--output", str(target)]) == 0
     model = AutoModelForCausalLM.from_pretrained(target)
@@ -245,17 +247,25 @@ def test_save_initial_does_not_change_the_run(assets, tmp_path):
     assert torch.load(initial / "global_step_0" / "optimizer.pt", weights_only=True) == {}
 
 
-def test_a_fresh_run_in_an_old_folder(assets, tmp_path):
-    """Another run's checkpoints (a higher step) stay out of the way: pruning keeps the new ones, `auto` picks the
-    newest written, metrics.jsonl holds this run's steps only."""
+def test_a_new_run_never_overwrites_another_run_s_checkpoints(assets, tmp_path):
+    """A run started (no resume) in a folder that holds another run's checkpoints is refused before training,
+    naming the folder and the two ways out; the old run's files are untouched."""
     out = tmp_path / "run"
-    train(assets, out, max_steps=6, save_steps=6, eval_steps=0)
-    (out / "global_step_final").rename(out / "global_step_100")  # a stale, higher-numbered checkpoint
-    train(assets, out, max_steps=4, save_steps=2, eval_steps=0, max_ckpt_to_keep=1)
-    names = sorted(p.name for p in out.glob("global_step_*"))
-    assert "global_step_4" in names and "global_step_final" in names
-    assert checkpoint.find_latest(out).name == "global_step_final"
-    assert sorted(losses(out)) == [1, 2, 3, 4]
+    train(assets, out, max_steps=4, save_steps=2, eval_steps=0)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("global_step_*/*.pt")}
+    metrics = (out / "metrics.jsonl").read_text()
+    with pytest.raises(SftkitError) as err:
+        train(assets, out, max_steps=6, save_steps=2, eval_steps=0, max_ckpt_to_keep=1)
+    message = str(err.value)
+    assert str(out) in message and "global_step_2" in message and "global_step_final" in message
+    assert "resume_from_checkpoint=auto" in message and "another folder" in message
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("global_step_*/*.pt")} == before
+    assert (out / "metrics.jsonl").read_text() == metrics
+    # resuming another run's checkpoint into this folder is refused too; into a new folder it is allowed
+    other = tmp_path / "other"
+    train(assets, other, max_steps=2, save_steps=0, eval_steps=0)
+    with pytest.raises(SftkitError, match="already holds checkpoints"):
+        train(assets, out, max_steps=4, save_steps=2, eval_steps=0, resume_from_checkpoint=other / "global_step_final")
 
 
 def test_interrupted_overwrite_of_the_final_checkpoint_is_recovered(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from _train_utils import ROOT, losses, make_assets, overrides
-from sftkit.checkpoint import layout as checkpoint
+from sftkit.checkpoint import state as ckpt_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 BIN = Path(sys.executable).parent
@@ -72,7 +72,7 @@ def test_two_processes_match_one_and_resume_across_world_sizes(assets, tmp_path)
     one, two = tmp_path / "one", tmp_path / "two"
     launch("single", common(assets, one))
     proc = launch("accelerate", common(assets, two))
-    assert "world_size: 2" in proc.stdout and "gradient_accumulation: 1" in proc.stdout
+    assert "world_size: 2 (dp 2 x sp 1)" in proc.stdout and "micro-batches per process: 4 x 1" in proc.stdout
     a, b = losses(one), losses(two)
     assert sorted(a) == sorted(b) == list(range(1, 7))
     for step in a:  # same examples per step, loss = mean over the step's trained tokens of both ranks
@@ -80,8 +80,8 @@ def test_two_processes_match_one_and_resume_across_world_sizes(assets, tmp_path)
     # Rank 0 alone writes: one line per step in metrics.jsonl, one rng state per rank in the checkpoint.
     rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
     assert len([r for r in rows if "loss" in r]) == 6
-    assert len(checkpoint.load_state(two / "global_step_2")["rng_states"]) == 2
-    assert checkpoint.load_state(two / "global_step_2")["world_size"] == 2
+    assert len(ckpt_state.load_state(two / "global_step_2")["rng_states"]) == 2
+    assert ckpt_state.load_state(two / "global_step_2")["world_size"] == 2
 
     # 2 -> 1: resume the 2-process checkpoint in one process (same global batch) ...
     down = tmp_path / "down"

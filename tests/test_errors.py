@@ -88,7 +88,8 @@ def test_flash_attention_requested_but_missing(assets, tmp_path):
 def test_value_of_the_wrong_type_and_unsupported_options(assets, tmp_path):
     assert_user_error(sftkit("train", *overrides(assets, tmp_path / "o"), "data.max_length=long"), "max_length")
     assert_user_error(
-        sftkit("train", *overrides(assets, tmp_path / "o"), "ulysses_sequence_parallel_size=2"), "not supported"
+        sftkit("train", *overrides(assets, tmp_path / "o"), "ulysses_sequence_parallel_size=2"),
+        "divide the number of processes (1)",
     )
     assert_user_error(
         sftkit("train", *overrides(assets, tmp_path / "o"), "data.use_dynamic_bsz=true"), "max_token_len_per_gpu"
@@ -137,7 +138,7 @@ def test_seed_shim_with_environment_variables(assets, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "LoRA rank 4 alpha 8" in proc.stdout and "micro_batch_per_gpu: 4" in proc.stdout
+    assert "LoRA rank 4 alpha 8" in proc.stdout and "micro-batches per process: 4 x 1" in proc.stdout
     assert "max_length = 256   [env MAX_LENGTH]" in proc.stdout
     assert (out / "global_step_final" / "huggingface" / "adapter_config.json").is_file()
     # The full-fine-tuning shim ignores LORA_* (as the seed's script does) and requires TRAIN_FILE.

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 import yaml
 
 from sftkit import dry_run as sinspect
-from sftkit.config.parse import resolve
+from sftkit.config.plan import plan_run as resolve
 from sftkit.data.labels import IGNORE
-from sftkit.training.batching import chunks, padding_fraction, token_budget_batches
+from sftkit.training.batching import chunks, micro_batches, padding_fraction
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,35 +35,48 @@ def test_quantiles_nearest_rank():
 # ---- padding report ----------------------------------------------------------------------------------------------
 def resolved(**extra):
     base = {"model_name_or_path": "unused", "train_files": "[unused.parquet]", "max_length": 10, "seed": 3}
-    base.update(per_device_train_batch_size=2, train_batch_size=4, **extra)
+    base.update(per_device_train_batch_size=2, train_batch_size=8)
+    base.update(extra)
     return resolve(None, [f"{k}={v}" for k, v in base.items()], environ={})
 
 
 def test_batching_report_by_hand():
-    lengths = [1, 2, 3, 4, 5, 6, 7, 8]  # 36 real tokens
+    lengths = np.array([1, 2, 3, 4, 5, 6, 7, 8])  # 36 real tokens, one step of 8
     r = resolved(use_dynamic_bsz="true", max_token_len_per_gpu=16)
-    report = sinspect.batching_report(lengths, r, token_budget_batches(lengths, 16, r.train.seed))
-    # grouped: one window, sorted -> micro-batches [8,7] [6,5] [4,3] [2,1]: 16+12+8+4 = 40 computed
+    report = sinspect.batching_report(lengths, r)
+    # grouped: one step, sorted -> micro-batches [8,7] [6,5] [4,3] [2,1]: 16+12+8+4 = 40 computed
     assert report["grouped by length (sftkit default)"] == pytest.approx(1 - 36 / 40)
     # token budget 16: [8,7] (2x8=16), [6,5] (adding 4 -> 3x6=18 > 16), [4,3,2,1] (4x4=16): 16+12+16 = 44
     assert report["token budget (use_dynamic_bsz)"] == pytest.approx(1 - 36 / 44)
+    assert micro_batches([8, 7, 6, 5, 4, 3, 2, 1], 2, 16, False) == [[0, 1], [2, 3], [4, 5, 6, 7]]
     assert report["padding-free (use_remove_padding)"] == 0.0
     assert report["padded to max_length (verl legacy)"] == pytest.approx(1 - 36 / 80)  # 8 x max_length 10
     # random: the seed's permutation in micro-batches of 2; never better than the sorted pairing
-    perm = torch.randperm(8, generator=torch.Generator().manual_seed(3)).tolist()
-    assert report["random (TRL default)"] == pytest.approx(padding_fraction(lengths, chunks(perm, 2)))
+    perm = np.random.default_rng(3).permutation(8).tolist()
+    assert report["random (TRL default)"] == pytest.approx(padding_fraction(lengths.tolist(), chunks(perm, 2)))
     assert report["random (TRL default)"] >= report["grouped by length (sftkit default)"]
     assert sinspect.chosen_batching(r) == "token budget (use_dynamic_bsz)"
 
 
 def test_batching_report_equal_lengths_and_choice():
     r = resolved()
-    report = sinspect.batching_report([5] * 6, r)
+    report = sinspect.batching_report(np.array([5] * 6), r)
     assert report["random (TRL default)"] == report["grouped by length (sftkit default)"] == 0.0
     assert report["padded to max_length (verl legacy)"] == pytest.approx(0.5)
     assert "token budget (use_dynamic_bsz)" not in report
     assert sinspect.chosen_batching(r) == "grouped by length (sftkit default)"
     assert sinspect.chosen_batching(resolved(use_remove_padding="true")) == "padding-free (use_remove_padding)"
+
+
+def test_epoch_report_counts_steps_and_micro_batches_per_process():
+    lengths = np.array([10] * 20)
+    trained = np.array([4] * 20)
+    e = sinspect.epoch_report(lengths, trained, resolved(train_batch_size=8))
+    assert e["steps"] == 3 and e["global_batch"] == 8  # 8 + 8 + 4
+    assert e["micro_batches_per_step"] == {"min": 2, "max": 4, "mean": pytest.approx(10 / 3)}
+    assert (e["tokens"], e["trained_tokens"]) == (200, 80)
+    budget = sinspect.epoch_report(lengths, trained, resolved(use_dynamic_bsz="true", max_token_len_per_gpu=30))
+    assert budget["steps"] == 3 and budget["micro_batches_per_step"]["max"] == 3  # 8 rows of 10 -> 3+3+2
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------------
@@ -129,7 +142,7 @@ def test_inspect_json_matches_the_trainer_examples(recipe, tmp_path):
     assert len(report["examples"]) == 2
 
     tok = AutoTokenizer.from_pretrained(config["model_name_or_path"])
-    ds, _, _ = build_dataset(config["train_files"], Encoder(tok), "prompt", "generated_solution", 256, "right")
+    ds = build_dataset(config["train_files"], Encoder(tok), "prompt", "generated_solution", 256, "right").dataset
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     for i, ex in enumerate(report["examples"]):
         assert set(ex) == {"input_ids", "labels"}

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sftkit.data.dataset import Rows, build_dataset, read_rows, tokenize
-from sftkit.data.labels import IGNORE, Encoder, frame
+from sftkit.data.dataset import build_dataset
+from sftkit.data.labels import IGNORE, Encoder, Rejected, frame
 from sftkit.errors import SftkitError
 from sftkit.tiny import QWEN_SYSTEM, build_tokenizer
 
@@ -27,9 +27,7 @@ GENERATION_PROMPT = "<|im_start|>assistant\n"
 # (prompt, response): plain, template-like text inside the response, unicode and LaTeX, whitespace and newlines.
 CASES = {
     "plain": ("What is 1+1?", "1+1 = 2.\nThe answer is \\boxed{2}."),
-    "im_end_literal": ("Repeat the marker.", "The marker is <|im_end|> and it is not the end."),
-    "im_start_user": ("Quote a chat.", "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello"),
-    "endoftext_literal": ("Say it.", "<|endoftext|> is just text here"),
+    "im_start_user": ("Quote a chat.", "<|im_start|>user\nhi\n<|im_start|>assistant\nhello"),
     "unicode": ("Résumé: 数学 🤖?", "答案是 🎉 $\\boxed{\\frac{1}{2}}$ — done ✓ ∑ᵢ xᵢ² Ω"),
     "latex": (
         "Compute $\\int_0^1 x\\,dx$.",
@@ -162,15 +160,29 @@ def test_plain_prompt_and_response_are_tokenized_apart(plain_tokenizer):
     assert decode(tok, ex.input_ids) == "helloworld<|endoftext|>"
 
 
-def test_template_text_in_the_response_is_trained_not_treated_as_the_end(qwen_tokenizer):
-    """A literal `<|im_end|>` inside the response does not end the example nor stop the training signal."""
-    tok = qwen_tokenizer
-    response = "a <|im_end|> b <|im_start|>user\nc"
-    ex = Encoder(tok).encode("p", response)
-    _, trained = split(ex)
-    assert decode(tok, trained) == response + "<|im_end|>"
-    assert decode(tok, trained).count("<|im_end|>") == 2  # the literal one and the real end, both trained
-    assert decode(tok, ex.input_ids).endswith("user\nc<|im_end|>")
+# A response holding a token that ends a turn (end-of-turn, EOS, pad) would teach the model to stop mid-answer.
+CHAT_TEMPLATES = {"qwen2.5", "chatml", "tiny-model"}
+STOP_CASES = {
+    "im_end_literal": ("The marker is <|im_end|> and it is not the end.", {"qwen2.5", "chatml", "tiny-model"}),
+    "quoted_chat": (
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello",
+        {"qwen2.5", "chatml", "tiny-model"},
+    ),
+    "endoftext_literal": ("<|endoftext|> is the pad and base EOS", set(TEMPLATES)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOP_CASES))
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_response_with_a_stop_token_is_rejected_never_trained(toks, template, case):
+    response, rejected_for = STOP_CASES[case]
+    ex = Encoder(toks[template]).encode("p", response)
+    if template in rejected_for:
+        assert isinstance(ex, Rejected) and ex.kind == "end of turn in response"
+        assert "<|" in ex.reason and "ends a turn" in ex.reason
+    else:  # e.g. <|im_end|> for a base tokenizer without chat template: not one of its stop tokens
+        assert not isinstance(ex, Rejected)
+        assert ex.input_ids.count(toks[template].eos_token_id) == 1 and ex.input_ids[-1] == toks[template].eos_token_id
 
 
 def test_saved_tiny_model_tokenizer_tokenizes_like_build_tokenizer(tiny_model_tokenizer, qwen_tokenizer):
@@ -183,8 +195,9 @@ def test_encoder_end_tokens(toks):
         tok = toks[template]
         enc = Encoder(tok)
         assert enc.chat is (template != "none")
-        assert enc.response_prefix == ""
+        assert enc.turn_suffix == ("<|im_end|>\n" if enc.chat else "")  # the newline after it is never trained
         assert enc.end_ids == [tok.convert_tokens_to_ids(END_TEXT[template])]
+        assert enc.end_ids[0] in enc.stop_ids and tok.pad_token_id in enc.stop_ids
 
 
 def test_tokenizer_without_template_or_eos_is_an_error():
@@ -205,18 +218,24 @@ def test_template_text_before_the_answer_is_trained():
         "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
     )
     enc = Encoder(tok)
-    assert enc.response_prefix == "<think></think>"
     ex = enc.encode("q", "a")
     assert decode(tok, split(ex)[1]) == "<think></think>a<|im_end|>"
     assert decode(tok, ex.input_ids) == render(tok, "q", "a")[:-1]
 
 
-def test_template_whose_generation_prompt_is_not_a_prefix_is_an_error():
+def test_template_whose_generation_prompt_is_not_a_prefix_rejects_the_row():
     tok = build_tokenizer("chatml")
     tok.chat_template = (
         "{%- for m in messages %}{{- '<|im_start|>' + m.role + ':' + m.content + '<|im_end|>' }}{%- endfor %}"
         "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
     )
+    ex = Encoder(tok).encode("q", "a")
+    assert isinstance(ex, Rejected) and ex.kind == "template mismatch" and "chat template" in ex.reason
+
+
+def test_template_that_never_writes_the_answer_is_an_error():
+    tok = build_tokenizer("chatml")
+    tok.chat_template = "{%- for m in messages %}{{- m.role }}{%- endfor %}"
     with pytest.raises(SftkitError, match="chat template"):
         Encoder(tok)
 
@@ -227,8 +246,8 @@ def long_example(tokenizers):
     """(encoder, prompt ids, response ids + end) of a chat example whose response has 20+ tokens."""
     enc = Encoder(tokenizers["qwen2.5"])
     prompt, response = "Count.", " ".join(str(i) for i in range(30))
-    p, r = enc.prompt_ids(prompt), enc.response_ids(response) + enc.end_ids
-    assert len(r) > 20
+    p, r = enc.prompt_ids(prompt), enc.trained_ids(prompt, response)
+    assert len(r) > 20 and r[-1] == enc.end_ids[0]
     return enc, prompt, response, p, r
 
 
@@ -251,9 +270,10 @@ def test_right_truncation_keeps_the_prompt_and_cuts_the_response(long_example):
 
 
 @pytest.mark.parametrize("room", [0, -1, -10])
-def test_right_truncation_with_no_response_token_left_gives_none(long_example, room):
+def test_right_truncation_with_no_response_token_left_is_dropped(long_example, room):
     enc, prompt, response, p, _ = long_example
-    assert enc.encode(prompt, response, max_length=len(p) + room, truncation="right") is None
+    ex = enc.encode(prompt, response, max_length=len(p) + room, truncation="right")
+    assert isinstance(ex, Rejected) and ex.kind == "dropped"
 
 
 def test_left_truncation_cuts_the_prompt_start_and_keeps_the_response(long_example):
@@ -266,17 +286,18 @@ def test_left_truncation_cuts_the_prompt_start_and_keeps_the_response(long_examp
     assert decode(enc.tokenizer, ex.input_ids[:3]) == decode(enc.tokenizer, p[-3:])
 
 
-def test_left_truncation_of_an_over_long_response_cuts_it_on_the_right(long_example):
+def test_left_truncation_of_an_over_long_response_keeps_one_prompt_token_and_cuts_it_on_the_right(long_example):
+    """The first trained token needs a token before it to be predicted from: one prompt token always stays."""
     enc, prompt, response, p, r = long_example
     ex = enc.encode(prompt, response, max_length=len(r) - 2, truncation="left")
-    assert ex.input_ids == r[:-2] and ex.labels == r[:-2] and ex.truncated is True
+    assert ex.input_ids == p[-1:] + r[:-3] and ex.labels == [IGNORE] + r[:-3] and ex.truncated is True
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_left_truncation_for_each_tokenizer(toks, template):
     enc = Encoder(toks[template])
     prompt, response = "A long prompt with many words " * 5, "short answer"
-    p, r = enc.prompt_ids(prompt), enc.response_ids(response) + enc.end_ids
+    p, r = enc.prompt_ids(prompt), enc.trained_ids(prompt, response)
     ex = enc.encode(prompt, response, max_length=len(r) + 2, truncation="left")
     assert ex.input_ids == p[-2:] + r and ex.labels == [IGNORE, IGNORE] + r
     assert decode(enc.tokenizer, split(ex)[1]) == response + END_TEXT[template]
@@ -284,9 +305,9 @@ def test_left_truncation_for_each_tokenizer(toks, template):
 
 def test_error_truncation_names_the_example_and_max_length(long_example):
     enc, prompt, response, p, r = long_example
-    with pytest.raises(SftkitError) as info:
-        enc.encode(prompt, response, max_length=len(p) + 3, truncation="error", example_id="gsm8k-17")
-    message = str(info.value)
+    ex = enc.encode(prompt, response, max_length=len(p) + 3, truncation="error", example_id="gsm8k-17")
+    assert isinstance(ex, Rejected) and ex.kind == "too long"
+    message = ex.reason
     assert "gsm8k-17" in message and f"max_length={len(p) + 3}" in message and str(len(p) + len(r)) in message
 
 
@@ -295,48 +316,57 @@ def test_frame_without_max_length_never_truncates():
     assert ex.input_ids == [1, 2, 3, 4] and ex.labels == [IGNORE, IGNORE, 3, 4] and ex.truncated is False
 
 
-# ---- dataset.tokenize / read_rows / build_dataset ---------------------------------------------------------------
-def test_tokenize_counts_truncated_and_dropped(tokenizers):
+# ---- data/dataset.py: files -> tokenized examples -----------------------------------------------------------
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def test_build_counts_truncated_and_dropped_and_error_names_the_row(tmp_path, tokenizers):
     enc = Encoder(tokenizers["qwen2.5"])
     n_prompt = len(enc.prompt_ids("short"))
-    rows = Rows(
-        ids=["fits", "cut", "gone"],
-        prompts=["short", "short", "a very long prompt " * 20],
-        responses=["ok", "a long response " * 20, "never seen"],
-    )
-    max_length = n_prompt + 10
-    columns, stats = tokenize(rows, enc, max_length, "right")
-    assert (stats.truncated, stats.dropped, stats.dropped_ids) == (1, 1, ["gone"])
-    assert set(columns) == {"input_ids", "labels", "length"}
-    assert len(columns["input_ids"]) == 2
-    assert columns["length"] == [len(ids) for ids in columns["input_ids"]]
-    assert max(columns["length"]) == max_length
-    with pytest.raises(SftkitError, match="'cut'"):
-        tokenize(rows, enc, max_length, "error")
+    rows = [
+        {"id": "fits", "prompt": "short", "generated_solution": "ok"},
+        {"id": "cut", "prompt": "short", "generated_solution": "a long response " * 20},
+        {"id": "gone", "prompt": "a very long prompt " * 20, "generated_solution": "never seen"},
+    ]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    split = build_dataset([path], enc, "prompt", "generated_solution", n_prompt + 10, "right", cache_dir=tmp_path)
+    assert (split.stats.truncated, split.stats.dropped, split.stats.dropped_ids) == (1, 1, ["gone"])
+    assert set(split.dataset.column_names) == {"input_ids", "labels", "length", "trained"}
+    assert len(split) == 2 and split.dataset["length"] == [len(ids) for ids in split.dataset["input_ids"]]
+    assert max(split.dataset["length"]) == n_prompt + 10
+    with pytest.raises(SftkitError, match=r"rows.jsonl:2: example 'cut'"):
+        build_dataset([path], enc, "prompt", "generated_solution", n_prompt + 10, "error", cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_batched_tokenize_matches_encoder(toks, template):
-    """dataset.tokenize (batched) builds exactly what Encoder.encode builds one by one."""
+def test_built_examples_are_the_encoder_s(toks, template, tmp_path):
+    """The batched, cached build gives exactly what Encoder.encode gives one by one."""
     enc = Encoder(toks[template])
-    rows = Rows(ids=CASE_IDS, prompts=[p for p, _ in CASES.values()], responses=[r for _, r in CASES.values()])
-    for max_length, truncation in [(None, "right"), (24, "right"), (24, "left")]:
-        columns, stats = tokenize(rows, enc, max_length, truncation)
+    rows = [{"id": k, "prompt": p, "generated_solution": r} for k, (p, r) in CASES.items()]
+    path = write_jsonl(tmp_path / "cases.jsonl", rows)
+    for max_length, truncation in [(None, "right"), (24, "right"), (24, "left"), (60, "right")]:
         expected = [enc.encode(p, r, max_length, truncation) for p, r in CASES.values()]
-        kept = [e for e in expected if e is not None]
-        assert columns["input_ids"] == [e.input_ids for e in kept]
-        assert columns["labels"] == [e.labels for e in kept]
-        assert stats.dropped == len(expected) - len(kept)
-        assert stats.truncated == sum(e.truncated for e in kept)
+        kept = [e for e in expected if not isinstance(e, Rejected)]
+        if not kept:  # e.g. the Qwen2.5 system prompt alone is longer than 24 tokens
+            with pytest.raises(SftkitError, match="every example was dropped"):
+                build_dataset([path], enc, "prompt", "generated_solution", max_length, truncation, cache_dir=tmp_path)
+            continue
+        split = build_dataset([path], enc, "prompt", "generated_solution", max_length, truncation, cache_dir=tmp_path)
+        assert split.dataset["input_ids"] == [e.input_ids for e in kept]
+        assert split.dataset["labels"] == [e.labels for e in kept]
+        assert split.dataset["trained"] == [sum(x != IGNORE for x in e.labels) for e in kept]
+        assert split.stats.dropped == len(expected) - len(kept)
+        assert split.stats.truncated == sum(e.truncated for e in kept)
 
 
-def test_build_dataset_on_the_sample(sample_parquet, qwen_tokenizer):
+def test_build_dataset_on_the_sample(sample_parquet, qwen_tokenizer, tmp_path):
     enc = Encoder(qwen_tokenizer)
-    ds, report, stats = build_dataset([str(sample_parquet.train)], enc, "prompt", "generated_solution", 2048, "right")
+    split = build_dataset([str(sample_parquet.train)], enc, "prompt", "generated_solution", 2048, "right")
+    ds, report = split.dataset, split.report
     assert len(ds) == 540 and report.n_bad == 0
-    assert (stats.truncated, stats.dropped) == (0, 0)
-    # input_ids and labels, plus `length` (used by the length-grouped and token-budget samplers)
-    assert set(ds.column_names) == {"input_ids", "labels", "length"}
+    assert (split.stats.truncated, split.stats.dropped) == (0, 0)
     rows = pq.read_table(sample_parquet.train).to_pylist()
     for i in (0, 1, 539):
         ex = ds[i]
@@ -351,15 +381,35 @@ def test_build_dataset_counts_truncation(sample_parquet, qwen_tokenizer, capsys)
     rows = pq.read_table(sample_parquet.val).to_pylist()
     lengths = sorted(len(enc.prompt_ids(row["prompt"])) for row in rows)
     max_length = lengths[len(lengths) // 2]  # half the prompts fill it: no response token left, dropped
-    ds, _, stats = build_dataset([str(sample_parquet.val)], enc, "prompt", "generated_solution", max_length, "right")
+    split = build_dataset([str(sample_parquet.val)], enc, "prompt", "generated_solution", max_length, "right")
+    stats = split.stats
     assert stats.dropped == sum(n >= max_length for n in lengths) > 0
-    assert len(ds) == 60 - stats.dropped > 0
+    assert len(split) == 60 - stats.dropped > 0
     full = [len(enc.encode(row["prompt"], row["generated_solution"]).input_ids) for row in rows]
     assert stats.truncated == sum(n > max_length for n in full) - stats.dropped  # kept ones that lost tokens
-    assert max(ds["length"]) <= max_length
+    assert max(split.dataset["length"]) <= max_length
     assert f"{stats.dropped} dropped" in capsys.readouterr().out
     with pytest.raises(SftkitError, match="every example was dropped"):
         build_dataset([str(sample_parquet.val)], enc, "prompt", "generated_solution", lengths[0], "right")
+
+
+def test_rows_with_a_stop_token_are_counted_bad_rows_with_file_and_line(tmp_path, qwen_tokenizer, capsys):
+    rows = [
+        {"id": 1, "prompt": "p", "generated_solution": "fine"},
+        {"id": 2, "prompt": "p", "generated_solution": "quoting <|im_end|> inside"},
+        {"id": 3, "prompt": "p", "generated_solution": "also fine"},
+    ]
+    path = write_jsonl(tmp_path / "stops.jsonl", rows)
+    enc = Encoder(qwen_tokenizer)
+    split = build_dataset([path], enc, "prompt", "generated_solution", 64, "right", cache_dir=tmp_path)
+    assert len(split) == 2 and split.report.bad["end of turn in response"] == 1 and split.report.rows_ok == 2
+    assert any(f"{path}:2" in str(bad) and "<|im_end|>" in str(bad) for bad in split.report.examples)
+    assert f"{path}:2" in capsys.readouterr().out
+    for ids, labels in zip(split.dataset["input_ids"], split.dataset["labels"]):  # one end-of-turn, at the end
+        trained = [x for x in labels if x != IGNORE]
+        assert trained.count(enc.end_ids[0]) == 1 and ids[-1] == enc.end_ids[0]
+    with pytest.raises(SftkitError, match="stops.jsonl:2"):
+        build_dataset([path], enc, "prompt", "generated_solution", 64, "right", strict=True, cache_dir=tmp_path)
 
 
 def write_parquet(path, columns: dict):
@@ -369,7 +419,8 @@ def write_parquet(path, columns: dict):
 
 def test_parquet_with_a_response_column(tmp_path, chatml_tokenizer, capsys):
     path = write_parquet(tmp_path / "r.parquet", {"id": ["a", "b"], "prompt": ["p1", "p2"], "response": ["r1", "r2"]})
-    ds, report, _ = build_dataset([path], Encoder(chatml_tokenizer), "prompt", "generated_solution", 64, "right")
+    split = build_dataset([path], Encoder(chatml_tokenizer), "prompt", "generated_solution", 64, "right")
+    ds, report = split.dataset, split.report
     assert len(ds) == 2 and report.n_bad == 0
     assert decode(chatml_tokenizer, [t for t in ds[1]["labels"] if t != IGNORE]) == "r2<|im_end|>"
     assert "'response'" in capsys.readouterr().out  # the choice is logged
@@ -397,7 +448,8 @@ def test_bad_rows_are_counted_not_fatal_and_fatal_with_strict(tmp_path, qwen_tok
         {"id": [1, 2, 3, 4], "prompt": ["p1", "p2", "p3", "  "], "generated_solution": ["ok", "", None, "r4"]},
     )
     enc = Encoder(qwen_tokenizer)
-    ds, report, _ = build_dataset([path], enc, "prompt", "generated_solution", 64, "right")
+    split = build_dataset([path], enc, "prompt", "generated_solution", 64, "right")
+    ds, report = split.dataset, split.report
     assert len(ds) == 1 and report.rows_read == 4 and report.n_bad == 3
     assert report.bad["empty field"] == 2 and report.bad["non-string field"] == 1
     assert any(f"{path}:2" in str(bad) for bad in report.examples)  # shown with file:row
@@ -406,17 +458,22 @@ def test_bad_rows_are_counted_not_fatal_and_fatal_with_strict(tmp_path, qwen_tok
 
 
 def test_jsonl_bad_rows_and_ids(tmp_path, qwen_tokenizer):
+    long = "a long prompt " * 40  # dropped by max_length below: the report names dropped rows by id
     lines = [
-        json.dumps({"id": "x1", "prompt": "p", "generated_solution": "r"}),
+        json.dumps({"id": "x1", "prompt": long, "generated_solution": "r"}),
         "{not json",
         json.dumps({"prompt": "p", "generated_solution": None}),
-        json.dumps({"prompt": "p2", "generated_solution": "r2"}),
+        json.dumps({"prompt": long, "generated_solution": "r2"}),
+        json.dumps({"prompt": "p", "generated_solution": "kept"}),
     ]
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    rows, report = read_rows([str(path)], "prompt", "generated_solution")
-    assert rows.ids == ["x1", "rows.jsonl:4"]  # rows without an id are named by file:line
-    assert report.bad["malformed JSON"] == 1 and report.bad["non-string field"] == 1
+    enc = Encoder(qwen_tokenizer)
+    max_length = len(enc.prompt_ids("p")) + 5
+    split = build_dataset([str(path)], enc, "prompt", "generated_solution", max_length, "right")
+    assert len(split) == 1
+    assert split.stats.dropped_ids == ["x1", "rows.jsonl:4"]  # rows without an id are named by file:line
+    assert split.report.bad["malformed JSON"] == 1 and split.report.bad["non-string field"] == 1
 
 
 def test_no_usable_row_is_an_error(tmp_path, qwen_tokenizer):
@@ -431,5 +488,5 @@ def test_jsonl_first_row_missing_the_response_is_a_bad_row_not_fatal(tmp_path, q
     path = tmp_path / "rows.jsonl"
     rows = [{"id": 1, "prompt": "p1"}, {"id": 2, "prompt": "p2", "generated_solution": "r2"}]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    ds, report, _ = build_dataset([str(path)], Encoder(qwen_tokenizer), "prompt", "generated_solution", 64, "right")
-    assert len(ds) == 1 and report.bad["missing field"] == 1
+    split = build_dataset([str(path)], Encoder(qwen_tokenizer), "prompt", "generated_solution", 64, "right")
+    assert len(split) == 1 and split.report.bad["missing field"] == 1

@@ -22,7 +22,8 @@ def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):
     out = tmp_path / "run"
     trainer = train(assets, out, max_steps=8, save_steps=4, per_device_eval_batch_size=1)
     names = sorted(p.name for p in out.iterdir())
-    assert {"global_step_4", "global_step_8", "global_step_final", "latest", "metrics.jsonl", "loss.png"} <= set(names)
+    assert {"global_step_4", "global_step_final", "latest", "metrics.jsonl", "loss.png"} <= set(names)
+    assert "global_step_8" not in names  # the last step is written once, as global_step_final
     assert (out / "latest").read_text().strip() == "global_step_final"
     final = out / "global_step_final"
     for f in (

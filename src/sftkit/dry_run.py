@@ -2,8 +2,9 @@
 
 No model weights are loaded and nothing trains. Prints the resolved config, rows and length quantiles (prompt,
 response, total), what max_length truncates or drops, the padding fraction of the chosen batching against the
-alternatives, steps and tokens per epoch, and examples rendered with the trained tokens marked — built by the same
-code the trainer uses, so `--json` holds exactly the `input_ids`/`labels` the trainer will see.
+alternatives, steps, micro-batches and tokens per epoch (per-rank sequence length with sequence parallelism),
+and examples rendered with the trained tokens marked — built by the same code the trainer uses (the same cached
+examples, the same steps and micro-batches), so `--json` holds exactly the `input_ids`/`labels` it will see.
 """
 
 from __future__ import annotations
@@ -13,50 +14,84 @@ import math
 import sys
 from pathlib import Path
 
-from sftkit.config.parse import Resolved, resolve
+import numpy as np
+
+from sftkit.config.plan import RunPlan, plan_run
 from sftkit.data.labels import IGNORE
 from sftkit.errors import SftkitError, user_errors
+from sftkit.training import batching
 
 GREEN, RESET = "\033[32m", "\033[0m"
+CHOICES = {
+    "random": "random (TRL default)",
+    "grouped": "grouped by length (sftkit default)",
+    "free": "padding-free (use_remove_padding)",
+    "max_length": "padded to max_length (verl legacy)",
+    "budget": "token budget (use_dynamic_bsz)",
+}
 
 
-def quantiles(values: list[int]) -> dict[str, int]:
+def quantiles(values) -> dict[str, int]:
     """p50/p90/p99/max by the nearest-rank method (the smallest value with at least q% of values <= it)."""
-    if not values:
+    if len(values) == 0:
         return {}
-    ordered = sorted(values)
-    rank = lambda q: ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]  # noqa: E731
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1]}
+    ordered = np.sort(np.asarray(values))
+    rank = lambda q: int(ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)])  # noqa: E731
+    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": int(ordered[-1])}
 
 
-def batching_report(lengths: list[int], r: Resolved, budget_batches: list[list[int]] | None = None) -> dict:
-    """Padding fraction of each batching on these lengths, with the micro batch of the config
-    (and the token-budget micro-batches when use_dynamic_bsz is on)."""
-    import torch
+def epoch_micro_batches(lengths: np.ndarray, plan: RunPlan, order: str, budget: int | None, free: bool):
+    """Every micro-batch of epoch 0 on every rank, as the trainer cuts them: (per-step count, micro-batches)."""
+    steps = batching.step_order(lengths, plan.global_batch, plan.train.seed, 0, order)
+    counts, batches = [], []
+    for step in steps:
+        per_rank = []
+        for r in range(plan.dp_size):
+            mine = batching.share(step, r, plan.dp_size)
+            parts = batching.micro_batches(lengths[mine].tolist(), plan.micro_batch, budget, free)
+            per_rank.append([[int(mine[i]) for i in part] for part in parts])
+        counts.append(max(len(p) for p in per_rank))
+        batches += [b for parts in per_rank for b in parts]
+    return counts, batches
 
-    from sftkit.training.batching import chunks, grouped_order, padding_fraction
 
-    micro, seed = r.train.per_device_train_batch_size, r.train.seed
-    random_order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(seed)).tolist()
+def batching_report(lengths: np.ndarray, plan: RunPlan) -> dict:
+    """Padding fraction of each batching on these lengths, with the micro batch (or token budget) of the plan."""
+    micro, seed = plan.micro_batch, plan.train.seed
+    random_order = np.random.default_rng(seed).permutation(len(lengths)).tolist()
+    grouped = epoch_micro_batches(lengths, plan, "grouped", None, False)[1]
+    lens = lengths.tolist()
     report = {
-        "random (TRL default)": padding_fraction(lengths, chunks(random_order, micro)),
-        "grouped by length (sftkit default)": padding_fraction(
-            lengths, chunks(grouped_order(lengths, r.global_batch, seed, 0), micro)
-        ),
-        "padding-free (use_remove_padding)": 0.0,
-        "padded to max_length (verl legacy)": 1 - sum(lengths) / (len(lengths) * (r.train.max_length or max(lengths))),
+        CHOICES["random"]: batching.padding_fraction(lens, batching.chunks(random_order, micro)),
+        CHOICES["grouped"]: batching.padding_fraction(lens, grouped),
+        CHOICES["free"]: 0.0,
+        CHOICES["max_length"]: 1 - lengths.sum() / (len(lengths) * (plan.cut_length or lengths.max())),
     }
-    if budget_batches is not None:
-        report["token budget (use_dynamic_bsz)"] = padding_fraction(lengths, budget_batches)
+    if plan.token_budget:
+        _, budget = epoch_micro_batches(lengths, plan, "grouped", plan.token_budget, False)
+        report[CHOICES["budget"]] = batching.padding_fraction(lens, budget)
     return report
 
 
-def chosen_batching(r: Resolved) -> str:
-    if r.data.use_remove_padding:
-        return "padding-free (use_remove_padding)"
-    if r.data.use_dynamic_bsz:
-        return "token budget (use_dynamic_bsz)"
-    return "grouped by length (sftkit default)"
+def chosen_batching(plan: RunPlan) -> str:
+    if plan.padding_free:
+        return CHOICES["free"]
+    return CHOICES["budget"] if plan.token_budget else CHOICES["grouped"]
+
+
+def epoch_report(lengths: np.ndarray, trained: np.ndarray, plan: RunPlan) -> dict:
+    counts, batches = epoch_micro_batches(lengths, plan, plan.order, plan.token_budget, plan.padding_free)
+    out = {
+        "steps": len(counts),
+        "global_batch": plan.global_batch,
+        "micro_batches_per_step": {"min": min(counts), "max": max(counts), "mean": sum(counts) / len(counts)},
+        "tokens": int(lengths.sum()),
+        "trained_tokens": int(trained.sum()),
+    }
+    if plan.sp_size > 1:  # each micro-batch is one packed row, padded to a multiple of S and cut in S
+        rows = [-(-int(lengths[b].sum()) // plan.sp_size) for b in batches if b]
+        out["sequence_parallel"] = {"sp_size": plan.sp_size, "tokens_per_rank": quantiles(rows)}
+    return out
 
 
 def render(tokenizer, input_ids: list[int], labels: list[int], colour: bool) -> str:
@@ -73,49 +108,38 @@ def render(tokenizer, input_ids: list[int], labels: list[int], colour: bool) -> 
     return "".join(out)
 
 
-def build_report(r: Resolved, k: int) -> tuple[dict, object, object]:
-    from sftkit.data.dataset import build_dataset
-    from sftkit.data.labels import Encoder
+def build_report(plan: RunPlan, k: int) -> tuple[dict, object, object]:
+    from sftkit.data.dataset import column
+    from sftkit.train import load_data
     from sftkit.training import modeling
 
-    modeling.check_model_path(r.model.model_name_or_path, r.train.trust_remote_code)
-    tokenizer = modeling.load_tokenizer(r.model.model_name_or_path, r.train.trust_remote_code)
-    d = r.data
-    ds, rows, stats = build_dataset(
-        d.train_files, Encoder(tokenizer), d.prompt_key, d.response_key, r.train.max_length, d.truncation, d.strict
-    )
-    lengths = ds["length"]
-    trained = [sum(1 for x in labels if x != IGNORE) for labels in ds["labels"]]
-    prompt = [n - t for n, t in zip(lengths, trained)]
-    budget_batches = None
-    if r.data.use_dynamic_bsz:  # the trainer's own sampler: steps = micro-batches / (processes x accumulation)
-        from sftkit.training.batching import TokenBudgetBatchSampler
-
-        sampler = TokenBudgetBatchSampler(lengths, r.data.max_token_len_per_gpu, r.train.seed, r.world_size)
-        budget_batches = sampler.batches
-        steps = math.ceil(len(sampler) / (r.world_size * r.train.gradient_accumulation_steps))
-    else:
-        steps = math.ceil(len(ds) / r.global_batch)
+    modeling.check_model_path(plan.model.model_name_or_path, plan.train.trust_remote_code)
+    tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, plan.train.trust_remote_code)
+    split = load_data(plan, tokenizer).train
+    lengths, trained = column(split.dataset, "length"), column(split.dataset, "trained")
+    rows, stats = split.report, split.stats
     report = {
-        "config": r.to_dict(),
-        "rows": {"read": rows.rows_read, "usable": rows.rows_ok, "bad": dict(rows.bad), "examples": len(ds)},
+        "config": plan.to_dict(),
+        "rows": {"read": rows.rows_read, "usable": rows.rows_ok, "bad": dict(rows.bad), "examples": len(split)},
         "truncation": {
-            "max_length": r.train.max_length,
-            "mode": d.truncation,
+            "max_length": plan.cut_length,
+            "mode": plan.data.truncation,
             "truncated": stats.truncated,
             "dropped": stats.dropped,
-        },
-        "lengths": {"prompt": quantiles(prompt), "response": quantiles(trained), "total": quantiles(lengths)},
-        "batching": {"chosen": chosen_batching(r), "padding_fraction": batching_report(lengths, r, budget_batches)},
-        "epoch": {
-            "steps": steps,
-            "tokens": sum(lengths),
-            "trained_tokens": sum(trained),
-            "global_batch": r.global_batch,
-        },
-        "examples": [{"input_ids": ds[i]["input_ids"], "labels": ds[i]["labels"]} for i in range(min(k, len(ds)))],
+        },  # fmt: skip
+        "lengths": {
+            "prompt": quantiles(lengths - trained),
+            "response": quantiles(trained),
+            "total": quantiles(lengths),
+        },  # fmt: skip
+        "batching": {"chosen": chosen_batching(plan), "padding_fraction": batching_report(lengths, plan)},
+        "epoch": epoch_report(lengths, trained, plan),
+        "examples": [
+            {"input_ids": split.dataset[i]["input_ids"], "labels": split.dataset[i]["labels"]}
+            for i in range(min(k, len(split)))
+        ],
     }
-    return report, tokenizer, ds
+    return report, tokenizer, split.dataset
 
 
 def print_report(report: dict, tokenizer, colour: bool) -> None:
@@ -132,10 +156,18 @@ def print_report(report: dict, tokenizer, colour: bool) -> None:
     for name, value in report["batching"]["padding_fraction"].items():
         mark = "  <- chosen" if name == report["batching"]["chosen"] else ""
         print(f"  {name:<38} {value:6.1%}{mark}")
+    m = epoch["micro_batches_per_step"]
     print(
-        f"per epoch: {epoch['steps']} steps of {epoch['global_batch']} examples, {epoch['tokens']} tokens "
-        f"({epoch['trained_tokens']} trained)"
+        f"per epoch: {epoch['steps']} steps of {epoch['global_batch']} sequences, {epoch['tokens']} tokens "
+        f"({epoch['trained_tokens']} trained); micro-batches per step and process: {m['min']} to {m['max']} "
+        f"(mean {m['mean']:.1f})"
     )
+    if "sequence_parallel" in epoch:
+        sp = epoch["sequence_parallel"]
+        q = sp["tokens_per_rank"]
+        print(
+            f"sequence parallel (sp={sp['sp_size']}): tokens per rank and micro-batch p50 {q['p50']}, max {q['max']}"
+        )
     for i, ex in enumerate(report["examples"]):
         legend = "trained tokens in green" if colour else "trained tokens between [[ ]]"
         print(f"\n--- example {i} ({len(ex['input_ids'])} tokens, {legend})")
@@ -172,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         print("options: --config RECIPE, --examples K (default 2), --json OUT.json, then any `sftkit train` override")
         return 0
     recipe, k, out, rest = parse(argv)
-    r = resolve(recipe, rest)
+    plan = plan_run(recipe, rest)
     from sftkit.train import show_config
 
-    show_config(r)
-    report, tokenizer, _ = build_report(r, k)
+    show_config(plan)
+    report, tokenizer, _ = build_report(plan, k)
     print_report(report, tokenizer, colour=sys.stdout.isatty())
     if out:
         Path(out).write_text(json.dumps(report, indent=1, default=str))

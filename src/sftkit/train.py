@@ -1,16 +1,21 @@
 """`sftkit train --config RECIPE [overrides]` — also `accelerate launch ... -m sftkit.train` and `torchrun -m`.
 
-Stages, each one function: resolve the config -> check inputs (before any expensive work) -> build the datasets
--> load the model -> train -> save global_step_final (+ huggingface/) and loss.png.
+Stages, each one function: plan the run (config/plan.py) -> check inputs and the output folder (before any
+expensive work) -> choose the checkpoint to resume -> build or open the tokenized examples -> load the model ->
+train -> save global_step_final, then its Hugging Face export, and loss.png. A pre-empted run (SIGTERM/SIGUSR1)
+saves global_step_N and exits with code 75 instead.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from sftkit.config.parse import Resolved, resolve
+from sftkit import dist
+from sftkit.config.plan import RunPlan, plan_run, steps_per_epoch
 from sftkit.errors import user_errors
 
 HELP = """usage: sftkit train --config RECIPE [overrides...]
@@ -18,6 +23,8 @@ HELP = """usage: sftkit train --config RECIPE [overrides...]
 Overrides: `--learning_rate 1e-5`, `learning_rate=1e-5`, or verl's `optim.lr=1e-5`. Precedence, lowest to
 highest: recipe -> environment (MODEL_NAME, TRAIN_FILE, VAL_FILE, OUTPUT_DIR, BATCH_SIZE, LEARNING_RATE, EPOCHS,
 MAX_LENGTH, LORA_RANK, LORA_ALPHA) -> command line. Every key (field) follows; verl keys after it.
+Exit codes: 0 done, 2 a user error (one message, no traceback), 75 pre-empted (SIGTERM/SIGUSR1: global_step_N was
+saved; run again with trainer.resume_from_checkpoint=auto to continue).
 """
 
 
@@ -32,194 +39,159 @@ def print_help() -> None:
         print(f"  {key:<40} -> {name}")
 
 
-def is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def show_config(r: Resolved) -> None:
-    if not is_main():
+def show_config(plan: RunPlan) -> None:
+    """The resolved configuration, printed once (rank 0): the same values checkpoints save."""
+    if not dist.is_main():
         return
-    t, d, m = r.train, r.data, r.model
-    method = f"LoRA rank {m.lora_rank} alpha {m.lora_alpha}" if m.lora_rank else "full fine-tuning"
-    scheduler = getattr(t.lr_scheduler_type, "value", t.lr_scheduler_type)
+    t, d, m, c = plan.train, plan.data, plan.model, plan.to_dict()
+    method = f"LoRA rank {m.lora_rank} alpha {m.lora_alpha}" if plan.lora else "full fine-tuning"
+    micro = f"token budget {plan.token_budget}" if plan.token_budget else f"{plan.micro_batch} x {plan.grad_accum}"
     lines = [
         "resolved config:",
         f"  model: {m.model_name_or_path} ({method})",
         f"  train_files: {d.train_files}  val_files: {d.val_files}",
-        f"  keys: prompt={d.prompt_key} response={d.response_key}  max_length: {t.max_length} "
+        f"  keys: prompt={d.prompt_key} response={d.response_key}  max_length: {plan.cut_length} "
         f"truncation: {d.truncation}",
-        f"  world_size: {r.world_size}  micro_batch_per_gpu: {t.per_device_train_batch_size}  "
-        f"gradient_accumulation: {t.gradient_accumulation_steps}  global_batch: {r.global_batch}",
-        f"  lr: {t.learning_rate} scheduler: {scheduler} warmup: {t.warmup_steps}  epochs: {t.num_train_epochs} "
-        f"max_steps: {t.max_steps}  seed: {t.seed}",
-        f"  precision: {'bf16 mixed' if t.bf16 else 'fp32'}  attention: "
-        f"{'flash_attention_2' if m.use_flash_attention else m.attn_implementation or 'sdpa'}  "
-        f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {d.use_remove_padding}",
+        f"  world_size: {plan.world_size} (dp {plan.dp_size} x sp {plan.sp_size})  global_batch: "
+        f"{plan.global_batch} sequences per step  micro-batches per process: {micro}",
+        f"  lr: {t.learning_rate} scheduler: {c['lr_scheduler_type']} warmup: {t.warmup_steps}  epochs: "
+        f"{t.num_train_epochs} max_steps: {t.max_steps}  seed: {t.seed}",
+        f"  precision: {'bf16 mixed' if plan.bf16 else 'fp32'}  attention: {plan.attn_implementation}  "
+        f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {plan.padding_free}",
         f"  output_dir: {t.output_dir}  save_steps: {t.save_steps}  eval_steps: {t.eval_steps}  logger: {t.logger}",
     ]
-    resolved = r.to_dict()
-    lines += [f"  {k} = {resolved.get(k)!r}   [{origin}]" for k, origin in r.sources.items()]
+    lines += [f"  {k} = {c.get(k)!r}   [{origin}]" for k, origin in plan.sources.items()]
     print("\n".join(lines), flush=True)
 
 
-def setup_wandb(r: Resolved) -> None:
+def setup_wandb(plan: RunPlan) -> None:
     """wandb without credentials: offline into the output folder, never fatal."""
-    if "wandb" not in r.train.logger:
+    t = plan.train
+    if "wandb" not in t.logger:
         return
-    os.environ.setdefault("WANDB_PROJECT", r.train.project_name)
-    os.environ.setdefault("WANDB_DIR", r.train.output_dir)
-    has_key = (
-        bool(os.environ.get("WANDB_API_KEY"))
-        or Path("~/.netrc").expanduser().is_file()
-        and "api.wandb.ai" in Path("~/.netrc").expanduser().read_text(errors="ignore")
+    os.environ.setdefault("WANDB_PROJECT", t.project_name)
+    os.environ.setdefault("WANDB_DIR", t.output_dir)
+    netrc = Path("~/.netrc").expanduser()
+    has_key = bool(os.environ.get("WANDB_API_KEY")) or (
+        netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
     )
     if not has_key and os.environ.get("WANDB_MODE") not in ("offline", "disabled"):
         os.environ["WANDB_MODE"] = "offline"
-        if is_main():
-            print(
-                f"wandb: no credentials found, logging offline into {r.train.output_dir}/wandb; "
-                f"upload later with `wandb sync {r.train.output_dir}/wandb/offline-run-*`"
-            )
+        dist.print0(
+            f"wandb: no credentials found, logging offline into {t.output_dir}/wandb; "
+            f"upload later with `wandb sync {t.output_dir}/wandb/offline-run-*`"
+        )
 
 
-def prepare_args(r: Resolved, has_val: bool) -> None:
-    """SFTConfig settings that follow from ours."""
-    t = r.train
-    t.save_strategy = "steps" if t.save_steps and t.save_steps > 0 else "no"
-    t.eval_strategy = "steps" if has_val and t.eval_steps else "no"
-    t.padding_free = r.data.use_remove_padding
-    if t.padding_free:  # TRL refuses padding_free with max_length set; our examples are already cut to it
-        t.max_length = None
-    t.dataset_kwargs = {"skip_prepare_dataset": True}  # examples are built by labels.py
-    t.remove_unused_columns = False
-    t.disable_tqdm = True  # our MetricsCallback draws the progress bar
-    if t.gradient_checkpointing is None:
-        t.gradient_checkpointing = t.activation_checkpointing
-    if t.train_sampling_strategy == "random" and not r.data.use_remove_padding:
-        t.train_sampling_strategy = "group_by_length"
+@dataclass
+class TrainingData:
+    train: object  # data.dataset.Split
+    val: object | None
 
 
-def build_data(r: Resolved, tokenizer):
+def load_data(plan: RunPlan, tokenizer) -> TrainingData:
+    """The tokenized examples: built by one process per node (or opened from the cache), then opened by the
+    others; an error on any process stops all of them."""
     from sftkit.data.dataset import build_dataset
     from sftkit.data.labels import Encoder
 
-    encoder = Encoder(tokenizer)
-    d = r.data
-    args = (encoder, d.prompt_key, d.response_key, r.train.max_length, d.truncation, d.strict)
-    train, _, _ = build_dataset(d.train_files, *args, name="train")
-    val = None
-    if d.val_files:
-        val, _, _ = build_dataset(d.val_files, *args, name="val")
-    if is_main():
-        print(f"data: {len(train)} training examples, {len(val) if val is not None else 0} validation examples")
-    return train, val
+    encoder, d = Encoder(tokenizer), plan.data
+
+    def both(verbose: bool) -> TrainingData:
+        common = dict(encoder=encoder, prompt_key=d.prompt_key, response_key=d.response_key,
+                      max_length=plan.cut_length, truncation=d.truncation, strict=d.strict, cache_dir=d.cache_dir,
+                      num_proc=plan.train.dataset_num_proc, verbose=verbose)  # fmt: skip
+        train = build_dataset(d.train_files, name="train", rebuild=d.rebuild_cache, **common)
+        val = build_dataset(d.val_files, name="val", rebuild=d.rebuild_cache, **common) if d.val_files else None
+        return TrainingData(train, val)
+
+    builder = dist.is_local_main()
+    built = dist.agree(lambda: both(dist.is_main()) if builder else None)  # one process per node builds ...
+    data = dist.agree(lambda: built if builder else both(False))  # ... then the others open what it built
+    for name, split in (("train", data.train), ("val", data.val)):
+        if split is not None:
+            how = f"built in {split.seconds:.1f} s" if split.seconds is not None else f"from cache {split.path}"
+            dist.print0(f"data: tokenized {len(split)} {name} examples ({how})")
+    return data
 
 
-def run(r: Resolved, callbacks=()):
-    """Train as configured; returns the trainer (its model is the in-memory model at the end of training)."""
+def planned_steps(plan: RunPlan, examples: int) -> int:
+    if plan.train.max_steps and plan.train.max_steps > 0:
+        return plan.train.max_steps
+    return math.ceil(plan.train.num_train_epochs * steps_per_epoch(examples, plan.global_batch))
+
+
+def run(plan: RunPlan, callbacks=()):
+    """Train as planned; returns the trainer (its model is the in-memory model at the end of training)."""
     from transformers import set_seed
 
     from sftkit.checkpoint import resume
+    from sftkit.checkpoint.lock import RunLock
     from sftkit.training import modeling
+
+    show_config(plan)
+    t = plan.train
+    dist.agree(lambda: modeling.check_inputs(plan))
+    resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
+    lock = RunLock(t.output_dir)
+    dist.on_main(lambda: (resume.guard_output_dir(t.output_dir, resume_from), lock.acquire()))
+    try:
+        tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, t.trust_remote_code)
+        data = load_data(plan, tokenizer)
+        if resume_from is not None:
+            resume.check_compatible(
+                resume_from, saved, plan.to_dict(), data.train.identity(), t.resume_ignore_mismatch
+            )
+        setup_wandb(plan)
+        set_seed(t.seed)
+        model = modeling.load_model(plan)
+        dist.on_main(lambda: modeling.check_disk(plan, model))
+        trainer = make_trainer(plan, model, tokenizer, data, callbacks)
+        if saved is not None and saved["global_step"] >= planned_steps(plan, len(data.train)):
+            from sftkit.training.finish import finish_finished
+
+            finish_finished(plan, trainer, resume_from, saved)
+            return trainer
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if not trainer.preempted:
+            from sftkit.training.finish import finish
+
+            finish(plan, trainer)
+        return trainer
+    finally:
+        lock.release()
+
+
+def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=()):
+    from transformers import PrinterCallback, ProgressCallback
+
+    from sftkit.data.dataset import column
+    from sftkit.training import modeling, ulysses
+    from sftkit.training.callbacks import RunSchedule
     from sftkit.training.metrics import MetricsCallback
-
-    show_config(r)
-    config = r.to_dict()  # as resolved: what checkpoints record and resume compares
-    m, t = r.model, r.train
-    modeling.check_model_path(m.model_name_or_path, t.trust_remote_code)
-    attn = modeling.attention(m.use_flash_attention, m.attn_implementation)
-    modeling.check_liger(m.use_liger)
-    resume_from = resume.pick(t.resume_from_checkpoint, t.output_dir)
-    if resume_from is not None:
-        resume.check_compatible(resume_from, config, t.resume_ignore_mismatch)
-    tokenizer = modeling.load_tokenizer(m.model_name_or_path, t.trust_remote_code)
-    train_ds, val_ds = build_data(r, tokenizer)
-    prepare_args(r, val_ds is not None)
-    setup_wandb(r)
-    set_seed(t.seed)
-    model = modeling.load_model(m.model_name_or_path, attn, t.bf16, m.use_liger, t.trust_remote_code)
-    check_output_dir(r, model, resume_from)
-    trainer = make_trainer(r, config, model, tokenizer, train_ds, val_ds)
-    for cb in [MetricsCallback(t.output_dir), *callbacks]:
-        trainer.add_callback(cb)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    finish(r, trainer, val_ds)
-    return trainer
-
-
-def check_output_dir(r: Resolved, model, resume_from) -> None:
-    """Before training: enough disk for a checkpoint (not hours in, at the first save), and a word when the
-    folder already holds another run's checkpoints."""
-    from sftkit.checkpoint import layout as checkpoint
-    from sftkit.errors import SftkitError
-
-    out = Path(r.train.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    n = sum(p.numel() for p in model.parameters())
-    trained = n if not r.model.lora_rank else max(1, n // 100)  # LoRA adapters: about 1% of the weights
-    need = trained * (4 + 8)  # fp32 weights + Adam's two moments
-    problem = checkpoint.check_disk(out, need)  # every rank checks (no collective before the trainer exists)
-    if problem:
-        raise SftkitError(problem)
-    if resume_from is None and is_main() and checkpoint.find_latest(out) is not None:
-        print(
-            f"note: {out} already holds checkpoints of an earlier run; this run starts from scratch and writes "
-            "beside them (trainer.resume_from_checkpoint=auto would continue the newest one)"
-        )
-
-
-def make_trainer(r: Resolved, config: dict, model, tokenizer, train_ds, val_ds):
-    from transformers import PrinterCallback, ProgressCallback, TrainerCallback
-
-    from sftkit.training import modeling
     from sftkit.training.trainer import SftkitTrainer
 
-    m = r.model
+    m = plan.model
     peft_config = (
-        modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if m.lora_rank else None
+        modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if plan.lora else None
     )
     trainer = SftkitTrainer(
         model=model,
-        args=r.train,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
+        args=plan.trainer_args,
+        train_dataset=data.train.dataset,
+        eval_dataset=data.val.dataset if data.val is not None else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        resolved_config=config,
-        lora=bool(m.lora_rank),
+        plan=plan,
+        train_lengths=column(data.train.dataset, "length"),
+        data_identity=data.train.identity(),
+        sequence_parallel=ulysses.setup(plan, model) if plan.sp_size > 1 else None,
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
-
-    class SaveInitial(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            if r.train.save_initial and state.global_step == 0:
-                trainer.save_sftkit_checkpoint("global_step_0")
-
-    trainer.add_callback(SaveInitial())
+    for cb in [RunSchedule(trainer, data.val is not None), MetricsCallback(plan.train.output_dir), *callbacks]:
+        trainer.add_callback(cb)
     return trainer
-
-
-def finish(r: Resolved, trainer, val_ds) -> Path:
-    from sftkit.checkpoint.export import export_checkpoint
-    from sftkit.training.metrics import plot_loss
-
-    evaluated = any(e.get("step") == trainer.state.global_step and "eval_loss" in e for e in trainer.state.log_history)
-    if val_ds is not None and not evaluated:
-        trainer.evaluate()
-    # The Hugging Face folder is written inside the checkpoint before its rename: a final checkpoint is complete
-    # with it or not there at all.
-    path = trainer.save_sftkit_checkpoint(
-        "global_step_final", extra=lambda tmp: export_checkpoint(tmp, tmp / "huggingface", r.model.merge_lora)
-    )
-    if trainer.is_world_process_zero():
-        metrics = Path(r.train.output_dir) / "metrics.jsonl"
-        png = plot_loss(metrics, Path(r.train.output_dir) / "loss.png") if metrics.exists() else None
-        print(
-            f"done: checkpoint {path}\n      Hugging Face folder {path / 'huggingface'}\n      metrics {metrics}"
-            + (f"\n      loss curve {png}" if png else "")
-        )
-    return Path(r.train.output_dir) / "global_step_final"
 
 
 def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -240,13 +212,15 @@ def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
+    from sftkit.training.preempt import EXIT_PREEMPTED
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
         print_help()
         return 0
     recipe, rest = split_config(argv)
-    run(resolve(recipe, rest))
-    return 0
+    trainer = run(plan_run(recipe, rest))
+    return EXIT_PREEMPTED if trainer.preempted else 0
 
 
 if __name__ == "__main__":

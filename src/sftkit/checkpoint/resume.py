@@ -1,20 +1,27 @@
-"""Which checkpoint to resume from, and whether its run matches this one (SPEC §5)."""
+"""Which checkpoint a run resumes from, whether its run matches this one, and whose output folder this is (SPEC §5).
+
+Rank 0 decides and every rank follows: `choose` picks the checkpoint on rank 0, shares it, and checks that every
+rank can read it (nodes without a shared file system would otherwise resume some ranks and start others fresh).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from sftkit.checkpoint.layout import REQUIRED, find_latest, is_complete, load_state
+from sftkit import dist
+from sftkit.checkpoint.layout import REQUIRED, find_latest, holds_checkpoints, is_complete
+from sftkit.checkpoint.state import load_state
 from sftkit.errors import SftkitError
 
 # What shapes the training. Not compared: output folder, logger, resume settings, world size and micro batch
-# (a checkpoint resumes on any number of GPUs with the same global batch).
+# (a checkpoint resumes on any number of GPUs with the same global batch), the data files' names (their content
+# is compared instead, see `data_difference`).
 SHAPING_KEYS = (
     "model_name_or_path",
     "lora_rank",
     "lora_alpha",
     "target_modules",
-    "train_files",
     "prompt_key",
     "response_key",
     "max_length",
@@ -61,24 +68,86 @@ def pick(setting: str | None, output_dir: str) -> Path | None:
     return path
 
 
+def choose(setting: str | None, output_dir: str) -> tuple[Path | None, dict | None]:
+    """Rank 0 picks the checkpoint; every rank must be able to read it. Returns (path, its train state)."""
+    path = dist.on_main(lambda: pick(setting, output_dir))
+    if path is None:
+        return None, None
+
+    def readable() -> dict:
+        if not is_complete(path):
+            raise SftkitError(
+                f"rank 0 resumes from {path}, but this process cannot read it (no complete checkpoint there): "
+                "put the output folder on a file system every node sees, or copy the checkpoint to each node."
+            )
+        return load_state(path)
+
+    saved = dist.agree(readable)
+    dist.print0(f"resuming from {path} (step {saved['global_step']})")
+    return path, saved
+
+
+def guard_output_dir(output_dir: str, resume_from: Path | None) -> None:
+    """A new run never writes into a folder that holds another run's checkpoints (it would overwrite its
+    global_step_final and prune its numbered ones)."""
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise SftkitError(f"output_dir {out} is a file; point trainer.default_local_dir (output_dir) at a folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".sftkit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SftkitError(
+            f"output_dir {out} is not writable ({exc.strerror}); choose a folder you can write to "
+            "(trainer.default_local_dir / OUTPUT_DIR)."
+        ) from None
+    theirs = [p for p in holds_checkpoints(out) if is_complete(p)]
+    if not theirs or (resume_from is not None and resume_from.resolve().parent == out.resolve()):
+        return
+    names = ", ".join(p.name for p in theirs[:4]) + (", ..." if len(theirs) > 4 else "")
+    raise SftkitError(
+        f"output_dir {out} already holds checkpoints of a run ({names}); a new run there would overwrite its "
+        "global_step_final and could prune the others. To continue that run: trainer.resume_from_checkpoint=auto. "
+        "To start a new one: choose another folder (trainer.default_local_dir=... / OUTPUT_DIR)."
+    )
+
+
+def _same(key: str, saved, current) -> bool:
+    if key == "model_name_or_path" and isinstance(saved, str) and isinstance(current, str):
+        return os.path.normpath(saved) == os.path.normpath(current)  # "models/x/" is "models/x"
+    return saved == current
+
+
 def differences(saved: dict, current: dict) -> list[str]:
     return [
         f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
         for k in SHAPING_KEYS
-        if saved.get(k) != current.get(k)
+        if not _same(k, saved.get(k), current.get(k))
     ]
 
 
-def check_compatible(path: Path, current: dict, ignore: bool) -> dict:
+def data_difference(saved: dict | None, current: dict) -> str | None:
+    """'training data changed: 48 -> 60 rows, content differs', or None when it is the same data."""
+    if not saved or saved.get("files_digest") == current["files_digest"]:
+        return None
+    rows = f"{saved.get('rows')} -> {current['rows']} rows" if saved.get("rows") != current["rows"] else "same rows"
+    return f"  training data changed: {rows}, content differs (a fingerprint of the files' content)"
+
+
+def check_compatible(path: Path, saved: dict, current: dict, data: dict, ignore: bool) -> None:
     """Refuse a checkpoint from a run that differs in what shapes the training, unless told to ignore it."""
-    state = load_state(path)
-    diffs = differences(state.get("config", {}), current)
+    diffs = differences(saved.get("config", {}), current)
+    changed = data_difference(saved.get("data"), data)
+    if changed:
+        diffs.insert(0, changed)
     if diffs and not ignore:
         raise SftkitError(
             f"checkpoint {path} comes from a different run:\n"
             + "\n".join(diffs)
-            + "\nResume with the same settings, or set trainer.resume_ignore_mismatch=true to go on anyway."
+            + "\nResume with the same settings and data, start a new run in another folder, or set "
+            "trainer.resume_ignore_mismatch=true to go on anyway."
         )
     if diffs:
-        print("resume: ignoring differences from the checkpoint's run:\n" + "\n".join(diffs))
-    return state
+        dist.print0("resume: ignoring differences from the checkpoint's run:\n" + "\n".join(diffs))

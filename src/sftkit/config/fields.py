@@ -112,6 +112,17 @@ class DataArguments:
         },
     )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})
+    cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of the tokenized-examples cache (built once per data content, tokenizer, template and "
+            "max_length; memory-mapped by every process and later run). Default: $SFTKIT_CACHE_DIR, else "
+            "~/.cache/sftkit."
+        },
+    )
+    rebuild_cache: bool = field(
+        default=False, metadata={"help": "Tokenize the data again even when the cache holds it."}
+    )
 
 
 @dataclass
@@ -164,30 +175,12 @@ class SftkitConfig(SFTConfig):
         default=False, metadata={"help": "Resume even if the checkpoint's run differs in model/data/batch/schedule."}
     )
     ulysses_sequence_parallel_size: int = field(
-        default=1, metadata={"help": "Sequence parallel degree (verl); only 1 is supported (see README)."}
+        default=1,
+        metadata={
+            "help": "Sequence parallel degree (verl): S ranks share each packed sequence (Ulysses all-to-all "
+            "attention); needs padding-free batches. 1 = off."
+        },
     )
-
-    def __post_init__(self):
-        if not self.use_cpu and not accelerator_available():
-            # Without it transformers treats a 2-process CPU launch (torchrun / accelerate) as not distributed.
-            self.use_cpu = True
-        if self.bf16 is None:  # TRL would turn bf16 on everywhere, which fails on a CPU
-            self.bf16 = bf16_supported() and not self.fp16
-        if self.gradient_checkpointing is not None:  # our alias: silence the upstream deprecation warning
-            self.activation_checkpointing, self.gradient_checkpointing = self.gradient_checkpointing, None
-        super().__post_init__()
-
-
-def accelerator_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-
-
-def bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 CONFIG_CLASSES = (ModelArguments, DataArguments, SftkitConfig)

@@ -1,47 +1,41 @@
-"""Recipe YAML -> environment variables -> overrides, into one validated config (SPEC §2).
+"""Recipe YAML -> environment variables -> overrides, into typed settings (SPEC §2). Nothing is derived here.
 
 Precedence, lowest to highest: recipe, the seed's environment variables that are set, command-line flags and
 overrides. Overrides come as `--learning_rate 1e-5`, `--learning_rate=1e-5`, `learning_rate=1e-5` or verl's
-`optim.lr=1e-5`. An unknown key is an error naming the key, where it came from, and the closest valid keys.
+`optim.lr=1e-5`. An unknown key is an error naming the key, where it came from, and the closest valid keys. A key
+set twice in one recipe is an error naming both lines (YAML would silently keep the last).
+The result, `Settings`, holds a typed value for every field and where each set value came from;
+`sftkit.config.plan.derive` turns it into the run plan.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sftkit.config.fields import CONFIG_CLASSES, DataArguments, ModelArguments, SftkitConfig
+from sftkit.config.fields import CONFIG_CLASSES
 from sftkit.errors import SftkitError, closest
 from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VALUE_ALIASES, VERL_KEYS
 
 LIST_FIELDS = {"train_files", "val_files", "target_modules", "logger", "report_to"}
+NULL = ("null", "none", "~", "")
+NULL_MEANS = {"max_steps": -1}  # verl's `trainer.total_training_steps=null`: train by epochs
 
 
-@dataclass
-class Resolved:
-    model: ModelArguments
-    data: DataArguments
-    train: SftkitConfig
-    world_size: int
-    sources: dict[str, str] = field(default_factory=dict)  # field -> where its value came from
+@dataclass(frozen=True)
+class Settings:
+    """Every field's typed value (defaults included) and, for the values the user set, where they came from."""
 
-    @property
-    def global_batch(self) -> int:
-        return self.train.per_device_train_batch_size * self.world_size * self.train.gradient_accumulation_steps
+    values: dict[str, Any]
+    sources: dict[str, str]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration (what is printed at start and saved with every checkpoint)."""
-        out: dict[str, Any] = {}
-        for part in (self.model, self.data):
-            out.update(dataclasses.asdict(part))
-        out.update(self.train.to_dict())
-        out.update(world_size=self.world_size, global_batch=self.global_batch)
-        return out
+    def origin(self, name: str) -> str:
+        return self.sources.get(name, "default")
 
 
 def field_names() -> set[str]:
@@ -61,13 +55,24 @@ def canonical(key: str, origin: str) -> str:
     )
 
 
-def load_recipe(path: str) -> dict[str, tuple[Any, str]]:
-    """YAML recipe -> {field: (value, 'file:line')}; parse errors and unknown keys name the file and line."""
-    if not os.path.isfile(path):
-        recipes = sorted(p.stem for p in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
+def _recipe_path(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        found = sorted(x.name for x in p.glob("*.yaml"))
+        raise SftkitError(
+            f"--config {path} is a folder, not a recipe file. Name one of its recipes, e.g. "
+            f"--config {p / (found[0] if found else 'tiny.yaml')}" + (f" ({', '.join(found)})" if found else "")
+        )
+    if not p.is_file():
+        recipes = sorted(x.stem for x in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
         hint = f" Shipped recipes: {', '.join(recipes)}." if recipes else ""
         raise SftkitError(f"recipe {path!r} not found.{hint}")
-    text = Path(path).read_text()
+    return p
+
+
+def load_recipe(path: str) -> dict[str, tuple[Any, str]]:
+    """YAML recipe -> {field: (value, 'file:line')}; parse errors, duplicate and unknown keys name file and line."""
+    text = _recipe_path(path).read_text()
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -77,11 +82,25 @@ def load_recipe(path: str) -> dict[str, tuple[Any, str]]:
         return {}
     if not isinstance(data, dict):
         raise SftkitError(f"recipe {path} must be a flat YAML mapping of key: value")
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value}
-    out = {}
+    lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        line = key_node.start_mark.line + 1
+        if key_node.value in lines:
+            raise SftkitError(
+                f"recipe {path}: key {key_node.value!r} is set twice (lines {lines[key_node.value]} and {line}); "
+                "YAML would silently keep the last. Keep one."
+            )
+        lines[key_node.value] = line
+    out: dict[str, tuple[Any, str]] = {}
     for key, value in data.items():
         where = f"{path}:{lines.get(key, '?')}"
-        out[canonical(str(key), f"recipe {where}")] = (value, where)
+        name = canonical(str(key), f"recipe {where}")
+        if name in out and name not in IGNORED_KEYS:
+            raise SftkitError(
+                f"recipe {path}: {name} is set twice ({out[name][1]} and {where}, e.g. as a verl key and as a "
+                "field). Keep one."
+            )
+        out[name] = (value, where)
     return out
 
 
@@ -110,10 +129,6 @@ def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
         out[canonical(key, f"command line {token!r}")] = (value, "command line")
         i += 1
     return out
-
-
-NULL = ("null", "none", "~", "")
-NULL_MEANS = {"max_steps": -1}  # verl's `trainer.total_training_steps=null`: train by epochs
 
 
 def to_value(name: str, value: Any) -> Any:
@@ -159,9 +174,6 @@ def merge(recipe: str | None, argv: list[str], environ=os.environ) -> dict[str, 
     for key, aliases in VALUE_ALIASES.items():
         if key in values and str(values[key][0]) in aliases:
             values[key] = (aliases[str(values[key][0])], values[key][1])
-    if "dtype" in values and str(values["dtype"][0]) != "auto" and "bf16" not in values:
-        # Precision is settled when TrainingArguments is built: an explicit dtype becomes bf16 before parsing.
-        values["bf16"] = (str(values["dtype"][0]) == "bfloat16", values["dtype"][1])
     return values
 
 
@@ -177,8 +189,16 @@ def check_choices(parser, values: dict[str, tuple[Any, str]]) -> None:
             raise SftkitError(f"{action.dest}={value!r} ({origin}) is not one of: {', '.join(valid)}")
 
 
-def resolve(recipe: str | None, argv: list[str], environ=os.environ, world_size: int | None = None) -> Resolved:
-    """The one entry point: recipe path + override tokens -> validated config with derived batch sizes."""
+def _name_the_origin(message: str, values: dict[str, tuple[Any, str]]) -> str:
+    """argparse names `--per_device_train_batch_size`; say where the user set it (e.g. `env BATCH_SIZE`)."""
+    for name, (_, origin) in values.items():
+        if f"--{name} " in message or message.endswith(f"--{name}") or f"--{name}:" in message:
+            return f"{message} (set by {origin})"
+    return message
+
+
+def parse(recipe: str | None, argv: list[str], environ=os.environ) -> Settings:
+    """Recipe path + override tokens -> typed value of every field, and where the set ones came from."""
     values = merge(recipe, argv, environ)
     parser = make_parser()
     check_choices(parser, values)
@@ -186,54 +206,7 @@ def resolve(recipe: str | None, argv: list[str], environ=os.environ, world_size:
     for action in parser._actions:
         action.required = False
     try:
-        model, data, train = parser.parse_args_into_dataclasses(args=[])
-    except (ValueError, TypeError) as exc:
-        raise SftkitError(f"invalid configuration: {exc}") from None
-    sources = {k: origin for k, (_, origin) in values.items()}
-    world = world_size or int(environ.get("WORLD_SIZE", "1"))
-    resolved = Resolved(model, data, train, world, sources)
-    validate(resolved)
-    return resolved
-
-
-def validate(r: Resolved) -> None:
-    """Checks that need several fields; each error names the keys and the fix."""
-    if not r.model.model_name_or_path:
-        raise SftkitError("no model: set model_name_or_path in the recipe, MODEL_NAME, or model.partial_pretrain=...")
-    if not r.data.train_files:
-        raise SftkitError("no training data: set train_files in the recipe, TRAIN_FILE, or data.train_files=...")
-    micro = r.train.per_device_train_batch_size
-    if micro < 1:
-        raise SftkitError(f"data.micro_batch_size_per_gpu (per_device_train_batch_size) must be >= 1, got {micro}")
-    if r.data.train_batch_size is not None:
-        per_step = micro * r.world_size
-        accum, rest = divmod(r.data.train_batch_size, per_step)
-        if rest or accum < 1:
-            raise SftkitError(
-                f"data.train_batch_size={r.data.train_batch_size} is not a multiple of micro batch ({micro}) x "
-                f"processes ({r.world_size}) = {per_step}: gradient accumulation would not be a whole number. "
-                f"Use a train_batch_size that is a multiple of {per_step}, or change the micro batch."
-            )
-        r.train.gradient_accumulation_steps = accum
-    if r.data.use_dynamic_bsz and not r.data.max_token_len_per_gpu:
-        raise SftkitError(
-            "data.use_dynamic_bsz=true needs data.max_token_len_per_gpu (tokens per micro-batch, "
-            "padding included), e.g. data.max_token_len_per_gpu=16384"
-        )
-    if r.model.dtype != "auto":  # wins over an accelerate config's mixed_precision (read from the environment)
-        r.train.mixed_precision = "bf16" if r.model.dtype == "bfloat16" else "no"
-    if r.data.use_remove_padding is None:  # padding-free where the kernel handles variable lengths
-        attn = r.model.attn_implementation or ""
-        r.data.use_remove_padding = r.model.use_flash_attention or attn.startswith("flash_attention")
-    if r.data.val_files is None:
-        r.data.val_files = list(r.data.train_files)
-    if r.train.ulysses_sequence_parallel_size != 1:
-        raise SftkitError(
-            "ulysses_sequence_parallel_size > 1 is not supported by sftkit's trainer yet: for long sequences use "
-            "FSDP (accelerate_configs/fsdp*.yaml) with activation checkpointing and use_remove_padding=true."
-        )
-    logger = {name.strip() for name in r.train.logger}
-    unknown = logger - {"console", "wandb", "tensorboard", "none"}
-    if unknown:
-        raise SftkitError(f"trainer.logger: unknown logger(s) {sorted(unknown)}; use console, wandb, tensorboard")
-    r.train.report_to = sorted(logger & {"wandb", "tensorboard"}) or "none"
+        namespace, _ = parser.parse_known_args(args=[])
+    except SftkitError as exc:
+        raise SftkitError(_name_the_origin(str(exc), values)) from None
+    return Settings(values=vars(namespace), sources={k: origin for k, (_, origin) in values.items()})

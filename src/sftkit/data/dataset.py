@@ -1,27 +1,79 @@
-"""Training/validation files -> tokenized examples (`input_ids`, `labels`) as a `datasets.Dataset`.
+"""Training/validation files -> tokenized examples (`input_ids`, `labels`, `length`, `trained`), memory-mapped.
 
-Reads Parquet (what `prepare`/`filter` write) and JSONL; bad rows are counted and shown with their location,
-missing columns are an error that lists the columns found. Tokenization is batched; the labels come from
-`labels.py`.
+Path of the data: files (Parquet from `prepare`/`filter`, or JSONL) are streamed row by row (bad rows counted and
+shown with `file:line`, never kept in Python lists) into an Arrow table on disk (`datasets.Dataset.from_generator`);
+`Dataset.map(batched=True, num_proc=...)` then builds the examples on the machine's cores (labels.py); the
+examples are saved once under the cache folder, keyed by `fingerprint.examples_key` (files' content, keys,
+tokenizer and template, max_length, truncation), and every later run and every other process opens them
+memory-mapped (`load_from_disk`). The bad-row and truncation report is stored with them, so a cache hit prints
+exactly what the build printed. See cache.py for the folder and who builds it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sftkit.data.labels import Encoder, TruncationStats
+from sftkit.data import cache
+from sftkit.data.fingerprint import examples_key, files_digest, tokenizer_digest
+from sftkit.data.labels import Encoder, Rejected
 from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
 from sftkit.errors import SftkitError
 
-BATCH = 1024
+BATCH = 1000  # rows per map() call and Arrow write
+PARALLEL_FROM = 20_000  # rows: below this, starting worker processes costs more than it saves
+OK = "ok"
 
 
 @dataclass
-class Rows:
-    ids: list = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)
-    responses: list[str] = field(default_factory=list)
+class TruncationStats:
+    truncated: int = 0
+    dropped: int = 0
+    dropped_ids: list = field(default_factory=list)
+    too_long: list | None = None  # [file:line, message] of the first over-long example with truncation=error
+
+
+@dataclass
+class Split:
+    """One tokenized split: the memory-mapped examples and what building them reported."""
+
+    dataset: object  # datasets.Dataset with input_ids, labels, length, trained
+    report: RowReport
+    stats: TruncationStats
+    key: str  # examples_key: names the cache folder
+    digest: str  # files_digest: the data's identity (recorded in train_state.pt)
+    seconds: float | None  # build time; None when opened from the cache
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def identity(self) -> dict:
+        return {"files_digest": self.digest, "rows": self.report.rows_ok, "examples": len(self), "key": self.key}
+
+
+def split_files(patterns: list[str], name: str, verbose: bool = True) -> list[str]:
+    """A folder written by `sftkit prepare` (train.parquet + val.parquet) stands for one split: its train.parquet
+    for training, its val.parquet for validation — never both (the validation set would be trained on)."""
+    out = []
+    for pattern in patterns:
+        folder = Path(pattern)
+        if folder.is_dir() and (folder / "train.parquet").is_file() and (folder / "val.parquet").is_file():
+            chosen = folder / ("val.parquet" if name == "val" else "train.parquet")
+            if verbose:
+                print(f"note: {folder} is a prepared folder: {name} data = {chosen}")
+            out.append(str(chosen))
+        else:
+            out.append(pattern)
+    return out
+
+
+def column(dataset, name: str):
+    """One integer column of the examples as a numpy array (from the memory-mapped Arrow table, no Python list)."""
+    import numpy as np
+
+    return np.asarray(dataset.with_format("numpy")[name]).astype(np.int64)
 
 
 def check_parquet_columns(path: Path, prompt_key: str, response_key: str) -> None:
@@ -48,12 +100,9 @@ def response_of(row: dict, response_key: str) -> str:
     return response_key
 
 
-def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: bool = False) -> tuple[Rows, RowReport]:
-    report = RowReport(strict=strict)
-    files = expand_inputs(patterns, report, suffixes=(".parquet", ".jsonl", ".json"))
-    if not files:
-        raise SftkitError(f"no data file found for {patterns}:\n{report.summary()}")
-    rows, noted = Rows(), False
+def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: RowReport, verbose: bool = True):
+    """{"id", "where", "prompt", "response"} for every usable row; bad rows go to `report`."""
+    noted = False
     for path in files:
         if path.suffix == ".parquet":
             check_parquet_columns(path, prompt_key, response_key)
@@ -63,34 +112,26 @@ def read_rows(patterns: list[str], prompt_key: str, response_key: str, strict: b
             if problem:  # counted like any bad row (iter_rows only checked the prompt)
                 report.reject_accepted(f"{path}:{line}", problem[1], problem[0])
                 continue
-            if r_key != response_key and not noted:
+            if r_key != response_key and not noted and verbose:
                 print(f"note: {path} has no {response_key!r} column; using its 'response' column")
                 noted = True
-            rows.ids.append(row.get("id", f"{path.name}:{line}"))
-            rows.prompts.append(row[prompt_key])
-            rows.responses.append(row[r_key])
-    return rows, report
+            yield {"id": str(row.get("id", f"{path.name}:{line}")), "where": f"{path}:{line}",
+                   "prompt": row[prompt_key], "response": row[r_key]}  # fmt: skip
 
 
-def tokenize(rows: Rows, encoder: Encoder, max_length: int | None, truncation: str):
-    """Rows -> {"input_ids", "labels", "length"} lists and truncation stats. Batched through the fast tokenizer."""
-    out = {"input_ids": [], "labels": [], "length": []}
-    stats = TruncationStats()
-    for start in range(0, len(rows.prompts), BATCH):
-        end = start + BATCH
-        examples = encoder.encode_batch(
-            rows.prompts[start:end], rows.responses[start:end], max_length, truncation, rows.ids[start:end]
-        )
-        for ex_id, example in zip(rows.ids[start:end], examples):
-            if example is None:
-                stats.dropped += 1
-                stats.dropped_ids.append(ex_id)
-                continue
-            stats.truncated += example.truncated
-            out["input_ids"].append(example.input_ids)
-            out["labels"].append(example.labels)
-            out["length"].append(len(example.input_ids))
-    return out, stats
+def encode_columns(batch: dict, encoder: Encoder, max_length: int | None, truncation: str) -> dict:
+    """A batch of rows -> example columns, with `status` ("ok", "dropped" or a bad-row kind) and `reason`."""
+    out = {"input_ids": [], "labels": [], "length": [], "trained": [], "truncated": [], "status": [], "reason": []}
+    for ex in encoder.encode_batch(batch["prompt"], batch["response"], max_length, truncation, batch["id"]):
+        rejected = isinstance(ex, Rejected)
+        out["input_ids"].append([] if rejected else ex.input_ids)
+        out["labels"].append([] if rejected else ex.labels)
+        out["length"].append(0 if rejected else len(ex.input_ids))
+        out["trained"].append(0 if rejected else sum(1 for x in ex.labels if x != -100))
+        out["truncated"].append(False if rejected else ex.truncated)
+        out["status"].append(ex.kind if rejected else OK)
+        out["reason"].append(ex.reason if rejected else "")
+    return out
 
 
 def build_dataset(
@@ -102,31 +143,78 @@ def build_dataset(
     truncation: str,
     strict: bool = False,
     name: str = "train",
-):
-    """Files -> datasets.Dataset of examples, with a printed summary of bad rows and truncation.
+    cache_dir: str | None = None,
+    rebuild: bool = False,
+    num_proc: int | None = None,
+    verbose: bool = True,
+) -> Split | None:
+    """Files -> Split (from the cache when it has them), with a printed summary of bad rows and truncation.
     A validation set with no row (`prepare --val-split 0`) gives None: no validation."""
-    from datasets import Dataset
+    report = RowReport(strict=strict)
+    files = expand_inputs(split_files(patterns, name, verbose), report, suffixes=(".parquet", ".jsonl", ".json"))
+    if not files:
+        raise SftkitError(f"no data file found for {patterns}:\n{report.summary()}")
+    digest = files_digest(files)
+    settings = dict(prompt_key=prompt_key, response_key=response_key, max_length=max_length, truncation=truncation)
+    key = examples_key(digest, tokenizer_digest(encoder.tokenizer), strict=strict, **settings)
+    folder = cache.folder(cache_dir, key)
+    start = time.perf_counter()
+    build = lambda tmp: _build(tmp, files, encoder, settings, report, num_proc, verbose)  # noqa: E731
+    with cache.quiet():
+        built = cache.ensure(folder, rebuild, build)
+    split = cache.open_split(folder, key, digest, time.perf_counter() - start if built else None)
+    return _checked(split, patterns, name, strict, truncation, max_length, verbose)
 
-    rows, report = read_rows(patterns, prompt_key, response_key, strict)
-    if not rows.prompts:
+
+def _build(tmp: Path, files, encoder, settings: dict, report: RowReport, num_proc: int | None, verbose: bool) -> dict:
+    """Rows -> Arrow -> examples, written into `tmp`; returns the report to store beside them."""
+    from datasets import Dataset, Features, Value
+
+    features = Features({k: Value("string") for k in ("id", "where", "prompt", "response")})
+    rows = cache.from_generator(Dataset, stream_rows, tmp, features, files, settings, report, verbose)
+    if rows is None:
+        return cache.save_examples(None, tmp, report)
+    workers = num_proc if num_proc is not None else (cache.cores() if len(rows) >= PARALLEL_FROM else None)
+    examples = rows.map(
+        encode_columns,
+        batched=True,
+        batch_size=BATCH,
+        num_proc=workers if workers and workers > 1 else None,
+        fn_kwargs={"encoder": encoder, "max_length": settings["max_length"], "truncation": settings["truncation"]},
+        remove_columns=["prompt", "response"],
+        cache_file_name=str(tmp / "encoded" / "examples.arrow"),
+        desc="tokenizing",
+    )
+    return cache.save_examples(examples, tmp, report)
+
+
+def _checked(split: Split, patterns, name: str, strict: bool, truncation: str, max_length, verbose: bool):
+    report, stats = split.report, split.stats
+    if report.rows_ok == 0:
         if name == "val" and set(report.bad) <= {"empty file"}:
-            print(f"[val] {patterns} hold no row: no validation")
-            return None, report, None
+            if verbose:
+                print(f"[{name}] {patterns} hold no row: no validation")
+            return None
         raise SftkitError(
             f"[{name}] no usable row in {patterns} (columns found: {report.columns_found()}); set "
             f"data.prompt_key/data.response_key to the right columns.\n{report.summary()}"
         )
-    columns, stats = tokenize(rows, encoder, max_length, truncation)
-    if report.n_bad:
+    if stats.too_long is not None:
+        where, message = stats.too_long
+        raise SftkitError(f"{where}: {message}")
+    if strict and report.n_bad:
+        first = report.examples[0] if report.examples else None
+        raise SftkitError(f"{first} (--strict / data.strict makes every bad row fatal)\n{report.summary()}")
+    if report.n_bad and verbose:
         print(f"[{name}] {report.summary()}")
-    if stats.truncated or stats.dropped:
+    if (stats.truncated or stats.dropped) and verbose:
         print(
             f"[{name}] {stats.truncated} examples truncated to max_length={max_length} ({truncation}); "
             f"{stats.dropped} dropped with no response token left (first ids: {stats.dropped_ids[:5]})"
         )
-    if not columns["input_ids"]:
+    if not len(split):
         raise SftkitError(
             f"[{name}] every example was dropped by truncation: raise data.max_length "
             f"(now {max_length}) or use data.truncation=left."
         )
-    return Dataset.from_dict(columns), report, stats
+    return split

@@ -1,18 +1,25 @@
 """The labels contract (SPEC §4): prompt/response -> `input_ids` + `labels`.
 
-Text trained on: the chat template applied to the prompt as one user turn with the generation prompt, then the
-response, then the end-of-turn the template writes after an assistant message (`<|im_end|>` for Qwen) — and
-nothing after it (Qwen's trailing newline is neither kept nor trained). Without a chat template: prompt, response,
-EOS. Labels are -100 on every prompt token and the token id on every response token and on the end-of-turn.
+Text trained on: the chat template applied to the prompt as one user turn with the generation prompt (tokenized on
+its own, as at inference; labels -100), then the assistant turn exactly as the template renders it for this
+response, up to and including its end-of-turn token (`<|im_end|>` for Qwen; labels = the ids), and nothing after
+it (Qwen's trailing newline is neither kept nor trained). "As the template renders it": Qwen3-style templates
+move a response's `<think>…</think>` into their own think block, add an empty one where there is none and strip
+leading newlines; Llama 3 trims the content. So the assistant turn is taken from the template's rendering of the
+whole conversation, minus the rendered prompt — never built by pasting the raw response after the prompt.
+Without a chat template: prompt (with the tokenizer's BOS, if any), response, EOS.
 
-Why not TRL's own prompt-completion path: with the Qwen2.5 template it trains the newline after `<|im_end|>`
-(the last label is `\\n`), and verl's dataset trains the last prompt token and never the EOS. So we build the
-examples here and hand `input_ids`/`labels` to SFTTrainer, which passes them through untouched.
+A response whose tokens contain a token that ends a turn (the end-of-turn, EOS or pad token: e.g. a literal
+`<|im_end|>` in the text) is rejected — a counted bad row — rather than trained with a stop in its middle.
+
+Why not TRL's own prompt-completion path: with the Qwen2.5 template it trains the newline after `<|im_end|>`,
+and verl's dataset trains the last prompt token and never the EOS. So the examples are built here and handed to
+SFTTrainer as `input_ids`/`labels`, which it passes through untouched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sftkit.errors import SftkitError
 
@@ -28,65 +35,110 @@ class Encoded:
 
 
 @dataclass
-class TruncationStats:
-    truncated: int = 0
-    dropped: int = 0
-    dropped_ids: list = field(default_factory=list)
+class Rejected:
+    """An example that is not trained: `kind` "dropped" (truncation left no response token), "too long"
+    (truncation=error) or a bad-row kind."""
+
+    kind: str
+    reason: str
 
 
 class Encoder:
-    """Frames prompt/response pairs for one tokenizer. The end-of-turn tokens are found once, from the template."""
+    """Frames prompt/response pairs for one tokenizer. What ends a turn is found once, from the template."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.chat = bool(getattr(tokenizer, "chat_template", None))
         if self.chat:
-            self.response_prefix, self.end_ids = self._template_frame()
+            self.turn_suffix, self.end_text, self.end_ids = self._template_end()
         else:
             if tokenizer.eos_token_id is None:
                 raise SftkitError(
                     "the tokenizer has neither a chat template nor an EOS token, so the model could never learn to "
                     "stop. Use a tokenizer with eos_token set (or a chat template)."
                 )
-            self.response_prefix, self.end_ids = "", [tokenizer.eos_token_id]
+            self.turn_suffix, self.end_text, self.end_ids = "", tokenizer.eos_token, [tokenizer.eos_token_id]
+        extra = [tokenizer.eos_token_id, tokenizer.pad_token_id]
+        self.stop_ids = list(dict.fromkeys(self.end_ids + [t for t in extra if t is not None]))
 
     def _render(self, messages, generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
-    def _template_frame(self) -> tuple[str, list[int]]:
-        """What the template writes around an assistant message: text before the content that the generation
-        prompt lacks (trained as part of the response), and the end-of-turn tokens after it (up to and including
-        the first special token; whatever follows, such as Qwen's newline, is cut)."""
+    def _template_end(self) -> tuple[str, str, list[int]]:
+        """What the template writes after an assistant message's content (`<|im_end|>\\n`), the part of it that is
+        trained (up to and including the first special token: `<|im_end|>`), and that part's ids."""
         user = [{"role": "user", "content": "1"}]
-        prompt = self._render(user, True)
         full = self._render(user + [{"role": "assistant", "content": _SENTINEL}], False)
-        if not full.startswith(prompt) or _SENTINEL not in full:
+        if _SENTINEL not in full:
             raise SftkitError(
-                "the chat template does not render a user turn with the generation prompt as a prefix of the same "
-                "turn followed by the assistant's answer, so prompt and response cannot be separated. Use a "
-                "standard chat template (tokenizer.chat_template) or a tokenizer without one."
+                "the chat template does not write the assistant's message, so prompt and response cannot be "
+                "separated. Use a standard chat template (tokenizer.chat_template) or a tokenizer without one."
             )
-        prefix, suffix = full[len(prompt) :].split(_SENTINEL, 1)
+        suffix = full.split(_SENTINEL, 1)[1]
         ids = self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
         special = set(self.tokenizer.all_special_ids)
         for i, tok in enumerate(ids):
             if tok in special:
-                return prefix, ids[: i + 1]
+                end_ids = ids[: i + 1]
+                return suffix, self.tokenizer.decode(end_ids, skip_special_tokens=False), end_ids
         eos = self.tokenizer.eos_token_id
         if eos is None:
             raise SftkitError("the chat template writes no special end-of-turn token and the tokenizer has no EOS.")
-        return prefix, self.tokenizer(suffix.rstrip(), add_special_tokens=False)["input_ids"] + [eos]
+        return suffix, suffix.rstrip() + self.tokenizer.eos_token, self.tokenizer(suffix.rstrip())["input_ids"] + [eos]
 
+    # ---- text ------------------------------------------------------------------------------------------------
+    def prompt_texts(self, prompts: list[str]) -> list[str]:
+        """The prompt as the model sees it at inference: one user turn and the generation prompt."""
+        if not self.chat:
+            return list(prompts)
+        return [self._render([{"role": "user", "content": p}], True) for p in prompts]
+
+    def turn_text(self, prompt_text: str, prompt: str, response: str) -> str | Rejected:
+        """The assistant turn as the template renders it for this response, cut after its end-of-turn."""
+        if not self.chat:
+            return response + self.end_text
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        full = self._render(messages, False)
+        if not full.startswith(prompt_text) or not full.endswith(self.turn_suffix):
+            return Rejected(
+                "template mismatch",
+                "the chat template renders this conversation without the prompt as its start or without its "
+                "end-of-turn at the end, so the response cannot be cut out of it",
+            )
+        turn = full[len(prompt_text) : len(full) - len(self.turn_suffix)]
+        return turn + self.end_text
+
+    # ---- ids -------------------------------------------------------------------------------------------------
     def prompt_ids_batch(self, prompts: list[str]) -> list[list[int]]:
-        if self.chat:
-            texts = [self._render([{"role": "user", "content": p}], True) for p in prompts]
-            return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        return self.tokenizer(self.prompt_texts(prompts), add_special_tokens=not self.chat)["input_ids"]
 
-    def trained_ids_batch(self, responses: list[str]) -> list[list[int]]:
-        """Response (after what the template writes before an answer) + end of turn: the tokens with labels."""
-        ids = self.tokenizer([self.response_prefix + r for r in responses], add_special_tokens=False)["input_ids"]
-        return [r + self.end_ids for r in ids]
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.prompt_ids_batch([prompt])[0]
+
+    def trained_ids_batch(self, turns: list[str]) -> list[list[int]]:
+        return self.tokenizer(turns, add_special_tokens=False)["input_ids"]
+
+    def trained_ids(self, prompt: str, response: str) -> list[int]:
+        """The tokens of the assistant turn, end-of-turn included (what the labels train), untruncated."""
+        turn = self.turn_text(self.prompt_texts([prompt])[0], prompt, response)
+        if isinstance(turn, Rejected):
+            raise SftkitError(turn.reason)
+        return self.trained_ids_batch([turn])[0]
+
+    def _check_stops(self, ids: list[int]) -> Rejected | None:
+        """The end-of-turn (and EOS, pad) may only appear as the last tokens: one in the middle is a stop the model
+        would learn to emit mid-answer."""
+        inner = ids[: len(ids) - len(self.end_ids)]
+        found = [t for t in inner if t in self.stop_ids]
+        if ids[len(ids) - len(self.end_ids) :] != self.end_ids:
+            return Rejected("end of turn in response", "the response's last tokens merge with the end-of-turn")
+        if found:
+            text = self.tokenizer.convert_ids_to_tokens(found[0])
+            return Rejected(
+                "end of turn in response",
+                f"the response contains {text!r}, a token that ends a turn: the model would learn to stop there",
+            )
+        return None
 
     def encode_batch(
         self,
@@ -95,38 +147,41 @@ class Encoder:
         max_length: int | None = None,
         truncation: str = "right",
         example_ids=None,
-    ) -> list[Encoded | None]:
-        """Examples, batched through the fast tokenizer; None where truncation leaves no trained token."""
+    ) -> list[Encoded | Rejected]:
+        """Examples, batched through the fast tokenizer; a Rejected where the pair cannot be trained."""
         ids = example_ids if example_ids is not None else [None] * len(prompts)
-        pairs = zip(self.prompt_ids_batch(prompts), self.trained_ids_batch(responses), ids)
-        return [frame(p, r, max_length, truncation, i) for p, r, i in pairs]
+        prompt_texts = self.prompt_texts(prompts)
+        turns = [self.turn_text(t, p, r) for t, p, r in zip(prompt_texts, prompts, responses)]
+        ok = [i for i, t in enumerate(turns) if isinstance(t, str)]
+        if not ok:
+            return list(turns)
+        prompt_ids = self.tokenizer([prompt_texts[i] for i in ok], add_special_tokens=not self.chat)["input_ids"]
+        trained_ids = self.trained_ids_batch([turns[i] for i in ok])
+        out: list[Encoded | Rejected] = list(turns)
+        for i, p, r in zip(ok, prompt_ids, trained_ids):
+            out[i] = self._check_stops(r) or frame(p, r, max_length, truncation, ids[i])
+        return out
 
     def encode(
         self, prompt: str, response: str, max_length: int | None = None, truncation: str = "right", example_id=None
-    ) -> Encoded | None:
-        """One example; None when truncation leaves no trained token (the caller counts it)."""
+    ) -> Encoded | Rejected:
         return self.encode_batch([prompt], [response], max_length, truncation, [example_id])[0]
 
-    def prompt_ids(self, prompt: str) -> list[int]:
-        return self.prompt_ids_batch([prompt])[0]
 
-    def response_ids(self, response: str) -> list[int]:
-        """The response's tokens alone (without the end of turn)."""
-        return self.tokenizer(self.response_prefix + response, add_special_tokens=False)["input_ids"]
-
-
-def frame(p: list[int], r: list[int], max_length: int | None, truncation: str, example_id=None) -> Encoded | None:
-    """Prompt ids + trained ids (response and end-of-turn) -> example, cut to max_length by the truncation mode."""
+def frame(p: list[int], r: list[int], max_length: int | None, truncation: str, example_id=None) -> Encoded | Rejected:
+    """Prompt ids + trained ids (response and end-of-turn) -> example, cut to max_length by the truncation mode.
+    At least one prompt token is always kept: the first trained token needs one before it to be predicted from."""
     truncated = max_length is not None and len(p) + len(r) > max_length
     if truncated:
         if truncation == "error":
-            raise SftkitError(
+            return Rejected(
+                "too long",
                 f"example {example_id!r} has {len(p) + len(r)} tokens (prompt {len(p)}) > max_length={max_length}. "
-                "Raise data.max_length, or use data.truncation=right (cut the response) or left (cut the prompt)."
+                "Raise data.max_length, or use data.truncation=right (cut the response) or left (cut the prompt).",
             )
         if truncation == "left":
-            p = p[max(0, len(p) - max(0, max_length - len(r))) :]
-        p, r = p[:max_length], r[: max(0, max_length - len(p))]
+            p = p[len(p) - max(1, min(len(p), max_length - len(r))) :]
+        r = r[: max(0, max_length - len(p))]
     if not r:
-        return None
+        return Rejected("dropped", f"no response token left within max_length={max_length}")
     return Encoded(p + r, [IGNORE] * len(p) + r, truncated)

@@ -105,7 +105,7 @@ def _sniff_columns(files: list[Path]) -> set[str]:
                 import pyarrow.parquet as pq
 
                 return set(pq.read_schema(path).names)
-            with open(path, encoding="utf-8", errors="replace") as fh:
+            with open(path, encoding="utf-8-sig", errors="replace") as fh:
                 for _, line in zip(range(100), fh):
                     row = json.loads(line) if line.strip().startswith("{") else None
                     if isinstance(row, dict):

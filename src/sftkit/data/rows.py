@@ -19,6 +19,7 @@ from pathlib import Path
 from sftkit.errors import SftkitError
 
 SHOW_FIRST = 5
+BOM = b"\xef\xbb\xbf"
 Rows = Iterator[tuple[Path, int, dict]]  # (file, line or row number, row) of the usable rows
 
 
@@ -122,23 +123,30 @@ def _accept(row, where: str, report: RowReport, required: Sequence[str]) -> bool
 
 
 def iter_jsonl(files: Iterable[Path], report: RowReport, required: Sequence[str] = ()) -> Rows:
-    """Yield (file, line number, row) for every usable row; bad rows are counted in `report`. Streaming."""
+    """Yield (file, line number, row) for every usable row; bad rows are counted in `report`. Streaming.
+    A UTF-8 byte-order mark is skipped; a line that is not valid UTF-8 is a bad row (never silently altered)."""
     for path in files:
         n_lines = 0
         try:
-            fh = open(path, encoding="utf-8", errors="replace")
+            fh = open(path, "rb")
         except OSError as exc:
             report.reject(str(path), f"cannot read ({exc.strerror})", "unreadable file")
             continue
         with fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
+            for lineno, raw in enumerate(fh, start=1):
+                if lineno == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM) :]
+                if not raw.strip():
                     continue
                 n_lines += 1
                 report.rows_read += 1
                 where = f"{path}:{lineno}"
                 try:
-                    row = json.loads(line)
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    bad = raw[exc.start : exc.start + 1].hex()
+                    report.reject(where, f"not valid UTF-8 (byte 0x{bad} at column {exc.start + 1})", "invalid UTF-8")
+                    continue
                 except json.JSONDecodeError as exc:
                     report.reject(where, f"malformed JSON ({exc.msg} at column {exc.colno})", "malformed JSON")
                     continue

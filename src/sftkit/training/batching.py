@@ -1,103 +1,97 @@
-"""Batches that waste little compute on padding, and never change the loss (SPEC §7).
+"""Which examples make each optimizer step, and how a step is cut into micro-batches (SPEC §2, §7).
 
-- `GroupedSampler` (default wherever batches are padded): a seeded shuffle, then examples of similar length
-  grouped inside each window of `WINDOW` global batches; the order of the global batches is shuffled again.
-  It depends only on (seed, epoch, global batch, lengths) — not on the micro batch or the number of processes —
-  so a run resumed on another number of GPUs with the same global batch sees the same examples at every step.
-  (transformers' LengthGroupedSampler groups by the per-process batch, which breaks that.)
-- `TokenBudgetBatchSampler` (`use_dynamic_bsz=true`, `max_token_len_per_gpu`): micro-batches cut so that
-  count x longest <= budget, so memory per micro-batch is bounded whatever the lengths; every example once per epoch.
-- Padding-free batches are TRL's collator (`padding_free=True`), chosen by `use_remove_padding=true`.
-The loss stays exact in all cases: it is the mean over the trained tokens of each optimizer step.
+- A *step* is `global_batch` examples (data.train_batch_size), the same examples whatever the number of
+  processes or the micro batch: `step_order` fixes them per (seed, epoch). Padded batches draw steps as length
+  groups by default (a seeded shuffle, then similar lengths grouped inside windows of `WINDOW` steps, steps in
+  random order, a short last step last); padding-free batches draw a plain seeded shuffle.
+- Each data-parallel rank takes an equal share of a step (`share`); the share is cut into micro-batches
+  (`micro_batches`): a fixed number of examples, or by a token budget (use_dynamic_bsz): count x longest <= budget
+  for padded batches, the sum of lengths for padding-free ones. All ranks then run the same number of
+  micro-batches (`equalize`), which FSDP needs.
+The loss never depends on any of this: it is the mean over the trained tokens of the whole step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-import torch
-from torch.utils.data import Sampler
+import numpy as np
 
-WINDOW = 32  # global batches sorted together: larger = less padding, less randomness in batch composition
-
-
-def _perm(n: int, seed: int) -> list[int]:
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return torch.randperm(n, generator=g).tolist()
+WINDOW = 32  # steps sorted together: larger = less padding, less randomness in batch composition
 
 
-def grouped_order(lengths: Sequence[int], global_batch: int, seed: int, epoch: int) -> list[int]:
-    """Indices for one epoch: shuffled, sorted by length inside windows, global batches in random order."""
+def _perm(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n)
+
+
+ORDERS = ("grouped", "shuffled", "sequential")
+
+
+def step_order(lengths: np.ndarray, global_batch: int, seed: int, epoch: int, order: str) -> list[np.ndarray]:
+    """The epoch's steps, each an array of example indices (the last one may be short). `order`: "grouped" (length
+    groups), "shuffled" (a seeded shuffle) or "sequential" (the files' order)."""
     n = len(lengths)
-    order = _perm(n, seed * 1_000_003 + epoch)
+    if order == "sequential":
+        return [np.arange(i, min(i + global_batch, n)) for i in range(0, n, global_batch)]
+    order_ = _perm(n, seed * 1_000_003 + epoch)
+    if order == "shuffled":
+        return [order_[i : i + global_batch] for i in range(0, n, global_batch)]
     window = WINDOW * global_batch
-    batches = []
+    steps = []
     for start in range(0, n, window):
-        chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
-        batches += [chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch)]
-    # Full global batches in random order; a short one (n not a multiple of the batch) goes last, so every step
-    # stays aligned with a length group.
-    full = [b for b in batches if len(b) == global_batch]
-    short = [b for b in batches if len(b) != global_batch]
-    shuffled = [full[i] for i in _perm(len(full), seed * 1_000_003 + epoch + 7919)] + short
-    return [i for batch in shuffled for i in batch]
+        chunk = order_[start : start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        steps += [chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch)]
+    # Full steps in random order; a short one (n not a multiple of the batch) goes last, so every step stays
+    # aligned with a length group.
+    full = [s for s in steps if len(s) == global_batch]
+    short = [s for s in steps if len(s) != global_batch]
+    return [full[i] for i in _perm(len(full), seed * 1_000_003 + epoch + 7919)] + short
 
 
-class GroupedSampler(Sampler[int]):
-    def __init__(self, lengths: Sequence[int], global_batch: int, seed: int):
-        self.lengths, self.global_batch, self.seed, self.epoch = list(lengths), global_batch, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(grouped_order(self.lengths, self.global_batch, self.seed, self.epoch))
+def share(step: np.ndarray, dp_rank: int, dp_size: int) -> np.ndarray:
+    """This data-parallel rank's examples of a step: a contiguous slice, so the length groups stay together.
+    A short last step may leave a rank with none (it then runs a masked filler, see loader.py)."""
+    bounds = np.linspace(0, len(step), dp_size + 1).round().astype(int)
+    return step[bounds[dp_rank] : bounds[dp_rank + 1]]
 
 
-def token_budget_batches(lengths: Sequence[int], budget: int, seed: int) -> list[list[int]]:
-    """Micro-batches with count x longest <= budget (an example longer than the budget goes alone), cut once per
-    run from a seeded shuffle sorted by length within windows: the same batches every epoch, so the number of
-    steps per epoch is fixed (the Trainer plans the schedule from it); `TokenBudgetBatchSampler` reorders them."""
-    order = _perm(len(lengths), seed * 1_000_003)
-    window = WINDOW * 64
+def cost(lengths: Sequence[int], padding_free: bool) -> int:
+    """Tokens a micro-batch computes: the sum (padding-free) or count x longest (padded)."""
+    if not lengths:
+        return 0
+    return sum(lengths) if padding_free else len(lengths) * max(lengths)
+
+
+def micro_batches(
+    lengths: Sequence[int], micro_batch: int | None, budget: int | None, padding_free: bool
+) -> list[list[int]]:
+    """Positions (0..len-1) of a rank's share cut into micro-batches: `micro_batch` at a time, or by the token
+    `budget` (longest first; an example longer than the budget goes alone)."""
+    positions = list(range(len(lengths)))
+    if budget is None:
+        return [positions[i : i + micro_batch] for i in range(0, len(positions), micro_batch)]
     batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        current: list[int] = []
-        longest = 0
-        for i in sorted(order[start : start + window], key=lambda i: -lengths[i]):
-            if current and max(longest, lengths[i]) * (len(current) + 1) > budget:
-                batches.append(current)
-                current, longest = [], 0
-            current.append(i)
-            longest = max(longest, lengths[i])
-        if current:
+    current: list[int] = []
+    for i in sorted(positions, key=lambda i: -lengths[i]):
+        if current and cost([lengths[j] for j in current + [i]], padding_free) > budget:
             batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
     return batches
 
 
-class TokenBudgetBatchSampler(Sampler[list[int]]):
-    """The token-budget micro-batches in a seeded random order per epoch. With several processes the last
-    `len % multiple_of` batches of each epoch's order are left out (a different few each epoch), so that
-    Accelerate's sharding never pads by repeating batches: no example is trained twice in an epoch."""
-
-    def __init__(self, lengths: Sequence[int], budget: int, seed: int, multiple_of: int = 1):
-        self.batches = token_budget_batches(lengths, budget, seed)
-        self.seed, self.epoch = seed, 0
-        self.n = len(self.batches) - len(self.batches) % max(1, multiple_of)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self) -> Iterator[list[int]]:
-        order = _perm(len(self.batches), self.seed * 1_000_003 + self.epoch + 7919)[: self.n]
-        return iter(self.batches[i] for i in order)
+def equalize(batches: list[list[int]], count: int) -> list[list[int]]:
+    """Exactly `count` micro-batches: the largest are split in two until there are enough; empty ones are added
+    when there are fewer examples than micro-batches (they run a masked filler)."""
+    batches = [list(b) for b in batches if b]
+    while len(batches) < count and any(len(b) > 1 for b in batches):
+        i = max(range(len(batches)), key=lambda j: len(batches[j]))
+        half = len(batches[i]) // 2
+        batches[i : i + 1] = [batches[i][:half], batches[i][half:]]
+    return batches + [[] for _ in range(count - len(batches))]
 
 
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:

@@ -100,15 +100,47 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(name: str, attn: str, bf16: bool, use_liger: bool, trust_remote_code: bool = False):
+def check_inputs(plan) -> None:
+    """Before any expensive work, on every rank: the model exists (and, for sequence parallelism, its heads
+    divide), the kernels asked for are installed."""
+    m, t = plan.model, plan.train
+    config = check_model_path(m.model_name_or_path, t.trust_remote_code)
+    attention(m.use_flash_attention, m.attn_implementation)
+    check_liger(m.use_liger)
+    if plan.sp_size > 1:
+        from sftkit.training.ulysses import check_heads
+
+        check_heads(config, plan.sp_size)
+
+
+def check_disk(plan, model) -> None:
+    """Before training (not hours in, at the first save): room for a checkpoint and the final export."""
+    from pathlib import Path
+
+    from sftkit.checkpoint.layout import check_disk as free_enough
+    from sftkit.checkpoint.save import export_bytes
+
+    n = sum(p.numel() for p in model.parameters())
+    trained = n if not plan.lora else max(1, n // 50)  # LoRA adapters: a few % of the weights at most
+    need = trained * (4 + 8) + export_bytes(n, plan)  # fp32 weights + Adam's two moments, then the export
+    problem = free_enough(Path(plan.train.output_dir), need)
+    if problem:
+        raise SftkitError(problem)
+
+
+def load_model(plan):
     import torch
     from transformers import AutoModelForCausalLM
 
+    m = plan.model
     # fp32 master weights; bf16 runs as autocast mixed precision (Trainer/Accelerate), as verl does.
     model = AutoModelForCausalLM.from_pretrained(
-        name, dtype=torch.float32, attn_implementation=attn, trust_remote_code=trust_remote_code
+        m.model_name_or_path,
+        dtype=torch.float32,
+        attn_implementation=plan.attn_implementation,
+        trust_remote_code=plan.train.trust_remote_code,
     )
-    if use_liger:
+    if m.use_liger:
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
         # TRL's SFTTrainer replaces the LM head's forward with its own fused loss: keep Liger's out of it.

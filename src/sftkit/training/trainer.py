@@ -1,93 +1,134 @@
-"""`SftkitTrainer`: TRL's SFTTrainer with sftkit's metrics and checkpoint layout.
+"""`SftkitTrainer`: TRL's SFTTrainer driven by the run plan, with sftkit's batching, metrics and checkpoints.
 
-Kept from TRL/transformers: the training loop, loss (mean over the trained tokens of the whole optimizer step,
-across micro-batches and ranks, via `num_items_in_batch`), collator, samplers, exact-resume data skipping.
-Replaced: checkpoint save/load (transformers' `checkpoint-N/` layout -> our `global_step_N/`, gathered to rank 0),
-and the logged numbers (tokens/s of real tokens, padding fraction, ETA, MFU, peak memory).
+Kept from TRL/transformers: the training loop (optimizer, scheduler, clipping, logging, callbacks, exact-resume
+data skipping), TRL's collator and fused loss (mean over the trained tokens of the optimizer step, across
+micro-batches and ranks, via `num_items_in_batch`).
+
+Replaced, each for a reason given where it is done:
+- the data loaders (`get_train_dataloader`, `get_eval_dataloader`; public): one step batch per optimizer step and
+  rank, sharded over the data-parallel ranks only, no repeated examples (loader.py);
+- gradient accumulation (`get_batch_samples`, `training_step`; public): a step batch is cut into micro-batches
+  here, a fixed number of examples or by a token budget, the same number on every rank (batching.py);
+- the validation loop (`evaluation_loop`; public): the token mean over the whole validation set;
+- checkpoints (`_save_checkpoint`, `_load_from_checkpoint`, `_load_optimizer_and_scheduler`, `_load_rng_state`:
+  private hooks of transformers' save and resume, pinned by tests/test_upstream.py): our `global_step_N/` layout
+  instead of `checkpoint-N/`. When to save is decided by a callback (callbacks.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
+import json
 import time
+from pathlib import Path
 
 import torch
 from trl import SFTTrainer
 
-from sftkit import __version__
-from sftkit.checkpoint import layout as checkpoint
-from sftkit.training.batching import GroupedSampler, TokenBudgetBatchSampler
+from sftkit import dist
+from sftkit.checkpoint import layout, state
+from sftkit.training import batching, loader
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 
 
-def batch_counts(inputs: dict) -> torch.Tensor:
-    """[real tokens, computed tokens, sequences, sum of squared sequence lengths] of one micro-batch, as a tensor
-    on the batch's device (no sync)."""
-    ids = inputs["input_ids"]
-    if "attention_mask" in inputs:
-        lengths = inputs["attention_mask"].sum(dim=1).double()
-    else:  # padding-free: one row of concatenated sequences; TRL's collator gives their boundaries
-        lengths = inputs["cu_seq_lens_q"].diff().double()
-    computed = torch.tensor(float(ids.numel()), dtype=torch.float64, device=ids.device)
-    count = torch.tensor(float(lengths.numel()), dtype=torch.float64, device=ids.device)
-    return torch.stack([lengths.sum(), computed, count, (lengths**2).sum()])
-
-
 class SftkitTrainer(SFTTrainer):
-    def __init__(self, *args, resolved_config: dict, lora: bool, **kwargs):
+    def __init__(self, *args, plan, train_lengths, data_identity: dict, sequence_parallel=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.resolved_config = resolved_config
-        self.lora = lora
+        self.plan = plan
+        self.train_lengths = train_lengths  # numpy array: example lengths of the training set
+        self.data_identity = data_identity  # fingerprint of the training examples (recorded in train_state.pt)
+        self.sp = sequence_parallel  # ulysses.Group or None
+        self.filler = loader.Examples(self.train_dataset).filler
         self.counter = StepCounter()
         self.peak_flops = peak_flops()
-        self.epoch_sampler = None  # ours, told the epoch directly (see _run_epoch)
         self.run_start = None  # (time, global step) when this run's training began: for the ETA
+        self.preempted = False
 
-    # ---- batching (batching.py) ------------------------------------------------------------------------------
-    def _get_train_sampler(self, train_dataset=None):
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy != "group_by_length" or "length" not in dataset.column_names:
-            return super()._get_train_sampler(train_dataset)
-        self.epoch_sampler = GroupedSampler(dataset["length"], self.resolved_config["global_batch"], self.args.seed)
-        return self.epoch_sampler
+    @property
+    def dp_rank(self) -> int:
+        return self.args.process_index // self.plan.sp_size
 
+    # ---- data ----------------------------------------------------------------------------------------------
     def get_train_dataloader(self):
-        budget = self.resolved_config.get("max_token_len_per_gpu")
-        if not self.resolved_config.get("use_dynamic_bsz") or not budget:
-            return super().get_train_dataloader()
-        from functools import partial
-
-        from torch.utils.data import DataLoader
-        from transformers.trainer_utils import seed_worker
-
-        sampler = TokenBudgetBatchSampler(
-            self.train_dataset["length"], budget, self.args.seed, multiple_of=self.args.world_size
+        return loader.train_loader(
+            self.train_dataset, self.train_lengths, self.plan, self.dp_rank, self.args.dataloader_num_workers
         )
-        self.epoch_sampler = sampler
-        loader = DataLoader(
-            self.train_dataset,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
-            persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
-            worker_init_fn=partial(
-                seed_worker, num_workers=self.args.dataloader_num_workers, rank=self.args.process_index
-            ),
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        return loader.eval_loader(
+            dataset, self.args.per_device_eval_batch_size, self.dp_rank, self.plan.dp_size, self.collate
         )
-        return self.accelerator.prepare(loader)
+
+    def collate(self, examples: list[dict]) -> dict:
+        """Examples -> model inputs (TRL's collator: padded, or one padding-free row), then this rank's slice of
+        the sequence under sequence parallelism."""
+        batch = self.data_collator(examples or [self.filler])
+        return self.sp.slice(batch) if self.sp is not None else batch
+
+    def sequence_parallel(self):
+        """Forwards inside run sequence-parallel (attention across the group); others, e.g. generation, do not."""
+        return self.sp.running() if self.sp is not None else contextlib.nullcontext()
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """One step batch (gradient_accumulation_steps=1 in the Trainer's view) and the trained tokens of the whole
+        step on all ranks — each sequence-parallel group counted once — as the loss's denominator."""
+        batches = list(itertools.islice(epoch_iterator, num_batches))
+        local = torch.tensor(float(sum(b.trained_tokens for b in batches)), device=device)
+        if dist.distributed():
+            torch.distributed.all_reduce(local)
+        return batches, local / self.plan.sp_size
+
+    def micro_batches(self, step: loader.StepBatch) -> list[list[dict]]:
+        """This rank's examples cut into micro-batches, as many on every rank (FSDP and DDP collectives pair up)."""
+        lengths = [len(ex["input_ids"]) for ex in step.examples]
+        plan = self.plan
+        parts = batching.micro_batches(lengths, plan.micro_batch, plan.token_budget, plan.padding_free)
+        count = torch.tensor(len(parts), device=self.args.device)
+        if dist.distributed():
+            torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MAX)
+        parts = batching.equalize(parts, int(count.item()))
+        return [[step.examples[i] for i in part] for part in parts]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not isinstance(inputs, loader.StepBatch):
+            return super().training_step(model, inputs, num_items_in_batch)
+        if self.run_start is None:
+            self.run_start = (time.perf_counter(), self.state.global_step)
+        parts = self.micro_batches(inputs)
+        self.count_tokens(parts)
+        total = None
+        for i, part in enumerate(parts):
+            # Gradients are synchronised once per step, with the last micro-batch (transformers does the same for
+            # its own accumulation; here the micro-batches are ours).
+            sync = contextlib.nullcontext() if i == len(parts) - 1 else self.accelerator.no_sync(model)
+            with sync, self.sequence_parallel():
+                loss = super().training_step(model, self.collate(part), num_items_in_batch)
+            total = loss if total is None else total + loss
+        return total
 
     # ---- metrics -------------------------------------------------------------------------------------------
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if model.training:
-            self.counter.add(batch_counts(inputs))
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def count_tokens(self, parts: list[list[dict]]) -> None:
+        """[real tokens, computed tokens, sequences, sum of squared lengths] of a step on this rank (one rank per
+        sequence-parallel group counts: the others hold the same examples)."""
+        if self.sp is not None and self.sp.rank != 0:
+            return
+        lengths = [[len(ex["input_ids"]) for ex in part if any(x != -100 for x in ex["labels"])] for part in parts]
+        real = sum(map(sum, lengths))
+        computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
+                                     self.plan.padding_free) for part in parts)  # fmt: skip
+        squares = sum(n * n for part in lengths for n in part)
+        counts = torch.tensor([real, computed, sum(map(len, lengths)), squares], dtype=torch.float64)
+        self.counter.add(counts)
 
     def _reduced_counts(self) -> tuple[float, float, float, float]:
-        """(real tokens, computed tokens, sequences, sum of squared lengths) since the last log, all ranks.
-        One device sync per logging step, none per micro-batch."""
+        """Token counts since the last log, all ranks: one collective per logging step."""
         t = self.counter.totals
-        t = t.to(self.args.device) if t is not None else torch.zeros(4, dtype=torch.float64, device=self.args.device)
-        if checkpoint.distributed():
+        t = torch.zeros(4, dtype=torch.float64) if t is None else t
+        t = t.to(self.args.device)
+        if dist.distributed():
             torch.distributed.all_reduce(t)
         return tuple(t.tolist())
 
@@ -107,35 +148,25 @@ class SftkitTrainer(SFTTrainer):
         out["eta_seconds"] = (time.perf_counter() - start_time) / done * remaining
         if torch.cuda.is_available():
             out["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            if self.peak_flops and real and self.args.bf16:  # peak_flops is the bf16 peak
-                cfg = self.model.config
-                mean_attended = attended / real  # token-weighted mean sequence length
-                params = list(self.model.parameters())
-                n_params = sum(p.numel() for p in params)
-                n_trainable = sum(p.numel() for p in params if p.requires_grad)
-                per_token = flops_per_token(
-                    n_params, cfg.num_hidden_layers, cfg.hidden_size, mean_attended, n_trainable
-                )
-                world = torch.distributed.get_world_size() if checkpoint.distributed() else 1
-                out["mfu"] = per_token * real / elapsed / (self.peak_flops * world)
+            if self.peak_flops and real and self.plan.bf16:  # peak_flops is the bf16 peak
+                out["mfu"] = self.mfu(real, attended, elapsed)
         return out
 
-    def _run_epoch(self, model, epoch, *args, **kwargs):
-        # Accelerate's and transformers' set_epoch reach a sampler two wrappers down at most; on a resume with 2+
-        # processes ours sits three down (SkipBatchSampler > BatchSamplerShard > BatchSampler): tell it directly,
-        # or a resumed later epoch would replay epoch 0's order.
-        if self.epoch_sampler is not None:
-            self.epoch_sampler.set_epoch(epoch)
-        if self.run_start is None:
-            self.run_start = (time.perf_counter(), self.state.global_step)
-        return super()._run_epoch(model, epoch, *args, **kwargs)
+    def mfu(self, real: float, attended: float, elapsed: float) -> float:
+        cfg = self.model.config
+        params = list(self.model.parameters())
+        n_params = sum(p.numel() for p in params)
+        n_trainable = sum(p.numel() for p in params if p.requires_grad)
+        per_token = flops_per_token(n_params, cfg.num_hidden_layers, cfg.hidden_size, attended / real, n_trainable)
+        return per_token * real / elapsed / (self.peak_flops * self.plan.world_size)
 
+    # ---- validation ------------------------------------------------------------------------------------------
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
-        """Validation loss = mean over every trained token of the validation set (all ranks), as the training loss
-        is per step. (transformers' loop averages per-batch means weighted by batch size: not the same number,
-        and not the same for padded and padding-free batches.) TRL's fused loss does the work."""
+        """Validation loss = mean over every trained token of the validation set (all ranks, each example once),
+        as the training loss is per step. (transformers' loop averages per-batch means weighted by batch size: not
+        the same number, and not the same for padded and padding-free batches.) TRL's fused loss does the work."""
         from transformers.trainer_utils import EvalLoopOutput
 
         model = self.model
@@ -143,17 +174,17 @@ class SftkitTrainer(SFTTrainer):
         totals = torch.zeros(2, dtype=torch.float64, device=self.args.device)
         samples = 0
         scale = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
-        with torch.no_grad():
+        with torch.no_grad(), self.sequence_parallel():
             for inputs in dataloader:
                 inputs = self._prepare_inputs(inputs)
-                n = (inputs["labels"][..., 1:] != -100).sum()
+                labels = inputs["shift_labels"] if "shift_labels" in inputs else inputs["labels"][..., 1:]
+                n = (labels != -100).sum()
                 loss = self.compute_loss(model, inputs, num_items_in_batch=n)  # = sum / n x scale (TRL)
                 totals += torch.stack([loss.detach().double() * n / scale, n.double()])
                 samples += inputs["input_ids"].shape[0]
-        if checkpoint.distributed():
+        if dist.distributed():
             torch.distributed.all_reduce(totals)
-        loss = (totals[0] / totals[1].clamp(min=1)).item()
-        metrics = {f"{metric_key_prefix}_loss": loss}
+        metrics = {f"{metric_key_prefix}_loss": (totals[0] / totals[1].clamp(min=1)).item()}
         return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=samples)
 
     def evaluate(self, *args, **kwargs):
@@ -163,90 +194,42 @@ class SftkitTrainer(SFTTrainer):
         finally:
             self.counter.pause(time.perf_counter() - start)
 
-    # ---- checkpoints ---------------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, trial=None) -> None:
-        step, every = self.state.global_step, int(self.state.save_steps or 0)  # state: ratios already resolved
-        if every and step % every and step >= self.state.max_steps:
-            return  # transformers' extra save at the last step: global_step_final follows, no need to write twice
-        self.save_sftkit_checkpoint(f"global_step_{step}")
+    # ---- checkpoints -----------------------------------------------------------------------------------------
+    def save_checkpoint(self, name: str):
+        """global_step_N / global_step_final (checkpoint/save.py); its time is not training time."""
+        from sftkit.checkpoint.save import save_checkpoint
 
-    def save_sftkit_checkpoint(self, name: str, extra=None):
-        """Every rank gathers; rank 0 writes `name` atomically (with `extra(tmp_dir)` inside it, e.g. the Hugging
-        Face export), updates `latest`, prunes old ones."""
         start = time.perf_counter()
         try:
-            return self._save_sftkit_checkpoint(name, extra)
+            return save_checkpoint(self, name)
         finally:
             self.counter.pause(time.perf_counter() - start)
 
-    def _save_sftkit_checkpoint(self, name: str, extra=None):
-        model_sd = checkpoint.trained_state_dict(self.model, self.lora)
-        optim_sd = checkpoint.gather_optimizer(self.model, self.optimizer) if self.optimizer is not None else {}
-        rngs = checkpoint.all_rng_states()
-        need = checkpoint.tensor_bytes(model_sd) + checkpoint.tensor_bytes(optim_sd)
-        problem = checkpoint.broadcast(
-            checkpoint.check_disk(self._output_root(), need) if self.is_world_process_zero() else None
-        )
-        if problem:
-            from sftkit.errors import SftkitError
-
-            raise SftkitError(problem)
-        path = None
-        if self.is_world_process_zero():
-            files = {
-                checkpoint.MODEL: model_sd,
-                checkpoint.OPTIM: optim_sd,
-                checkpoint.SCHED: self.lr_scheduler.state_dict() if self.lr_scheduler is not None else {},
-                checkpoint.STATE: self.train_state(rngs),
-                checkpoint.HF_STATE: self.state_json(),
-            }
-            path = checkpoint.write_checkpoint(self._output_root(), name, files, extra)
-            checkpoint.prune(self._output_root(), self.args.max_ckpt_to_keep, keep_also=path)
-        checkpoint.barrier()
-        return path
-
-    def _output_root(self):
-        from pathlib import Path
-
-        root = Path(self.args.output_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-
-    def train_state(self, rngs: list[dict]) -> dict:
-        return {
-            "global_step": self.state.global_step,
-            "epoch": self.state.epoch,
-            # Position in the data: Trainer's sampler is seeded by (seed, epoch), so global step + global batch
-            # determine exactly which examples come next.
-            "samples_seen": self.state.global_step * self.resolved_config["global_batch"],
-            "world_size": self.args.world_size,
-            "rng_states": rngs,
-            "config": self.resolved_config,
-            "sftkit_version": __version__,
-            "saved_at": time.time(),
-        }
+    def _save_checkpoint(self, model, trial=None) -> None:
+        # transformers calls this when a callback asked for a save (callbacks.RunSchedule), after the step's logging
+        # and validation, then fires `on_save`: our global_step_N layout instead of its checkpoint-N/ folder.
+        self.save_checkpoint(f"global_step_{self.state.global_step}")
 
     def state_json(self) -> str:
-        import dataclasses
-        import json
-
         return json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n"
 
+    # transformers' resume calls these three with the checkpoint folder: they read our layout instead of
+    # `checkpoint-N/` (pinned in tests/test_upstream.py).
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        checkpoint.load_model(model if model is not None else self.model, resume_from_checkpoint, self.lora)
+        state.load_model(model if model is not None else self.model, resume_from_checkpoint, self.plan.lora)
 
-    def _load_optimizer_and_scheduler(self, checkpoint_dir):
-        if checkpoint_dir is None:
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is None:
             return
-        checkpoint.load_optimizer(self.model, self.optimizer, checkpoint_dir)  # no-op for global_step_0
-        sched = torch.load(f"{checkpoint_dir}/{checkpoint.SCHED}", map_location="cpu", weights_only=False)
+        state.load_optimizer(self.model, self.optimizer, checkpoint)  # no-op for global_step_0
+        sched = state._load(Path(checkpoint) / layout.SCHED, "a scheduler state", weights_only=False)
         if sched and self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(sched)
 
-    def _load_rng_state(self, checkpoint_dir):
-        if checkpoint_dir is None:
+    def _load_rng_state(self, checkpoint):
+        if checkpoint is None:
             return
-        states = checkpoint.load_state(checkpoint_dir)["rng_states"]
+        states = state.load_state(checkpoint)["rng_states"]
         # Same world size: each rank its own state. Another world size: rank r takes state r mod saved ranks
         # (dropout masks differ from the original run then; the data order does not depend on these states).
-        checkpoint.set_rng_state(states[self.args.process_index % len(states)])
+        state.set_rng_state(states[self.args.process_index % len(states)])

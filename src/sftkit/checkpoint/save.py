@@ -1,0 +1,87 @@
+"""Saving a checkpoint of the running training (every rank calls it) and the final Hugging Face export.
+
+Every rank gathers (FSDP needs all of them); rank 0 checks the disk, writes `global_step_N` atomically and prunes;
+its outcome — the path, or the error — is shared, so a failed save stops every rank with one message instead of
+leaving the others waiting. The export of `global_step_final` comes after the core checkpoint is in place, into
+its own temporary folder: a failed export never touches model.pt / optimizer.pt.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from sftkit import __version__, dist
+from sftkit.checkpoint import layout, state
+from sftkit.errors import SftkitError
+
+
+def save_checkpoint(trainer, name: str) -> Path:
+    """Write `name` (global_step_N, global_step_final) for the trainer's current state. All ranks call this."""
+    plan = trainer.plan
+    model_sd = state.trained_state_dict(trainer.model, plan.lora)
+    optim_sd = state.gather_optimizer(trainer.model, trainer.optimizer) if trainer.optimizer is not None else {}
+    rngs = state.all_rng_states()
+    out = Path(plan.train.output_dir)
+
+    def write() -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        problem = layout.check_disk(out, state.tensor_bytes(model_sd) + state.tensor_bytes(optim_sd))
+        if problem:
+            raise SftkitError(problem)
+        files = {
+            layout.MODEL: model_sd,
+            layout.OPTIM: optim_sd,
+            layout.SCHED: trainer.lr_scheduler.state_dict() if trainer.lr_scheduler is not None else {},
+            layout.STATE: train_state(trainer, rngs),
+            layout.HF_STATE: trainer.state_json(),
+        }
+        path = layout.write_checkpoint(out, name, files)
+        layout.prune(out, plan.train.max_ckpt_to_keep, keep_also=path)
+        return path
+
+    return dist.on_main(write)
+
+
+def train_state(trainer, rngs: list[dict]) -> dict:
+    plan = trainer.plan
+    return {
+        "global_step": trainer.state.global_step,
+        "epoch": trainer.state.epoch,
+        # Position in the data: the steps are fixed by (seed, epoch, global batch, lengths), so the global step
+        # says exactly which examples come next, whatever the number of processes.
+        "samples_seen": trainer.state.global_step * plan.global_batch,
+        "finished": trainer.state.global_step >= trainer.state.max_steps,
+        "world_size": plan.world_size,
+        "rng_states": rngs,
+        "config": plan.to_dict(),
+        "data": trainer.data_identity,
+        "sftkit_version": __version__,
+        "saved_at": time.time(),
+    }
+
+
+def export_bytes(n_params: int, plan) -> int:
+    """Disk the final Hugging Face export takes: the weights in the base model's dtype (bf16 -> 2 bytes), the
+    adapter for LoRA, plus the merged model with merge_lora."""
+    per = 2 if plan.bf16 else 4
+    if not plan.lora:
+        return n_params * per
+    return n_params // 50 + (n_params * per if plan.model.merge_lora else 0)
+
+
+def export_final(path: Path, merge_lora: bool) -> Path:
+    """Rank 0: `path/huggingface` from the complete checkpoint `path`, via `path/.tmp-huggingface`."""
+    from sftkit.checkpoint.export import export_checkpoint
+
+    final = path / layout.HF_DIR
+    try:
+        return export_checkpoint(path, final, merge_lora, overwrite=True)
+    except (OSError, SftkitError) as exc:
+        shutil.rmtree(path / f".tmp-{layout.HF_DIR}", ignore_errors=True)
+        raise SftkitError(
+            f"the Hugging Face export into {final} failed ({exc}). The checkpoint {path} itself is complete and "
+            f"intact (model.pt, optimizer.pt, ...). Free some disk space, then redo the export with "
+            f"`sftkit export {path} --output {final}`" + (" --merge-lora" if merge_lora else "") + "."
+        ) from None

@@ -1,0 +1,112 @@
+"""What a checkpoint holds, gathered from and loaded into the running model: weights, optimizer, RNG states.
+
+Every rank takes part in gathering (FSDP needs it); the full, unsharded tensors end up on rank 0, on CPU, so a
+checkpoint loads under any number of processes and any sharding (`set_model_state_dict` / `set_optimizer_state_dict`
+scatter them again).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from sftkit.checkpoint.layout import MODEL, OPTIM, STATE
+from sftkit.dist import distributed
+from sftkit.errors import SftkitError
+
+GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.random.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.random.set_rng_state(state["cpu"])
+    if torch.cuda.is_available() and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def all_rng_states() -> list[dict]:
+    if not distributed():
+        return [rng_state()]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, rng_state())
+    return states
+
+
+def trained_state_dict(model, lora: bool) -> dict:
+    """Gathered to rank 0 on CPU (other ranks get {} under FSDP). LoRA: the adapter weights only, and the frozen
+    base weights are not even gathered."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=lora)
+    sd = get_model_state_dict(model, options=options)
+    if lora:  # a tied weight (lm_head = embeddings) is not a parameter of its own and escapes the option above
+        trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        sd = {k: v for k, v in sd.items() if k in trainable or ".lora_" in k}
+    return sd
+
+
+def tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _load(path: Path, what: str, weights_only: bool, mmap: bool = False):
+    """torch.load with a message naming the file when it is truncated or not a checkpoint file at all."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap)
+    except Exception as exc:  # truncated zip, garbage, pickle errors: torch raises many kinds
+        raise SftkitError(
+            f"{path} cannot be read as {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}): the file is "
+            "damaged or was not written by sftkit. Resume from an earlier checkpoint (or "
+            "trainer.resume_from_checkpoint=auto, which takes the newest complete one)."
+        ) from None
+
+
+def load_state(path: str | Path) -> dict:
+    state = _load(Path(path) / STATE, "a train state", weights_only=False)
+    if not isinstance(state, dict) or "global_step" not in state:
+        raise SftkitError(f"{Path(path) / STATE} is not an sftkit train state (no global_step in it).")
+    return state
+
+
+def load_model(model, path: str | Path, lora: bool) -> None:
+    sd = _load(Path(path) / MODEL, "model weights", weights_only=True, mmap=True)
+    options = StateDictOptions(full_state_dict=distributed(), strict=not lora)
+    set_model_state_dict(model, sd, options=options)
+
+
+def load_optimizer(model, optimizer, path: str | Path) -> None:
+    osd = _load(Path(path) / OPTIM, "an optimizer state", weights_only=True, mmap=True)
+    if not osd:  # global_step_0: saved before the first step, nothing to restore
+        return
+    set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=distributed()))
+
+
+def gather_optimizer(model, optimizer) -> dict:
+    """Full optimizer state on rank 0, keyed by parameter name. {} before the first step: torch would otherwise
+    initialise the state with a fake step (Adam's step count 1), changing the run that saved it."""
+    if not getattr(optimizer, "optimizer", optimizer).state:
+        return {}
+    return get_optimizer_state_dict(model, optimizer, options=GATHER)

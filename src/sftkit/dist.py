@@ -1,0 +1,122 @@
+"""The processes of a run, seen through Accelerate's `PartialState`: who is rank 0, waiting, sharing decisions.
+
+One rank-0 test for the whole package (`is_main`). Before the run's process group exists (while the config is
+parsed) it reads the launcher's `RANK`; afterwards it asks Accelerate. Decisions that every rank must act on
+together (which checkpoint to resume, whether an error stops the run) are taken once and shared, so that a
+problem seen by one rank stops all of them with the same message, printed once, instead of leaving the others
+waiting forever at the next collective.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sftkit.errors import SftkitError
+
+T = TypeVar("T")
+
+
+def _state():
+    """Accelerate's PartialState once the run set it up (TrainingArguments does), else None. Never creates it."""
+    from accelerate.state import PartialState
+
+    return PartialState() if PartialState._shared_state else None
+
+
+def distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    state = _state()
+    return state.process_index if state is not None else int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    state = _state()
+    return state.num_processes if state is not None else int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main() -> bool:
+    """The one rank-0 test: rank 0 prints, writes files and decides."""
+    return rank() == 0
+
+
+def is_local_main() -> bool:
+    """The first process of this node (the one that builds node-local things such as the examples cache)."""
+    state = _state()
+    return state.is_local_main_process if state is not None else int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def print0(*args, **kwargs) -> None:
+    if is_main():
+        print(*args, **kwargs, flush=True)
+
+
+def wait() -> None:
+    if distributed():
+        from accelerate.utils import wait_for_everyone
+
+        wait_for_everyone()
+
+
+def broadcast(obj: T) -> T:
+    """Rank 0's value on every rank."""
+    if not distributed():
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    box = [obj]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def gather(obj: Any) -> list:
+    """Every rank's value, on every rank, in rank order."""
+    if not distributed():
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    """Run `fn` on rank 0 only and share its result; a SftkitError there is raised on every rank (any other
+    exception too: rank 0 re-raises it, the others stop with a note pointing at rank 0's traceback)."""
+    result, problem, crash = None, None, None
+    if is_main():
+        try:
+            result = fn()
+        except SftkitError as exc:
+            problem = str(exc)
+        except BaseException as exc:
+            crash = exc
+            broadcast((None, None, f"{type(exc).__name__}: {exc}"))
+            raise
+    result, problem, crash = broadcast((result, problem, crash))
+    if problem is not None:
+        raise SftkitError(problem, shared=True)
+    if crash is not None:
+        raise RuntimeError(f"rank 0 failed ({crash}); see its traceback")
+    return result
+
+
+def agree(fn: Callable[[], T]) -> T:
+    """Run `fn` on every rank; if it fails on any, every rank raises the first failure (naming the rank when it
+    is not rank 0), so no rank is left waiting for the others."""
+    result, problem = None, None
+    try:
+        result = fn()
+    except SftkitError as exc:
+        problem = str(exc)
+    problems = gather(problem)
+    for r, message in enumerate(problems):
+        if message is not None:
+            raise SftkitError(message if r == 0 else f"(on rank {r}) {message}", shared=True)
+    return result

@@ -1,0 +1,53 @@
+"""The end of a run: final validation, `global_step_final`, then its Hugging Face export, and loss.png.
+
+Also what a resumed run does when its checkpoint had already trained every step (a SLURM requeue of a finished
+job, or a run pre-empted at its last step or stopped during its final save): it trains nothing, and only writes
+what is missing of the final checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sftkit import dist
+from sftkit.checkpoint import layout, state
+
+
+def finish(plan, trainer) -> Path:
+    evaluated = any(e.get("step") == trainer.state.global_step and "eval_loss" in e for e in trainer.state.log_history)
+    if trainer.eval_dataset is not None and not evaluated:
+        trainer.evaluate()
+    path = trainer.save_checkpoint("global_step_final")
+    return export_and_report(plan, path)
+
+
+def finish_finished(plan, trainer, resume_from: Path, saved: dict) -> Path:
+    out = Path(plan.train.output_dir)
+    step = saved["global_step"]
+    if resume_from.name == "global_step_final" and (resume_from / layout.HF_DIR).is_dir():
+        dist.print0(f"done already: {resume_from} is the final checkpoint of this run (step {step}); nothing to train")
+        return resume_from
+    if resume_from.name != "global_step_final":
+        dist.print0(f"{resume_from} holds the run's last step ({step}): writing global_step_final, training nothing")
+        state.load_model(trainer.model, resume_from, plan.lora)
+        trainer.state.global_step = step
+        if trainer.eval_dataset is not None:
+            trainer.evaluate()
+        resume_from = dist.on_main(lambda: layout.copy_checkpoint(resume_from, out, "global_step_final"))
+    return export_and_report(plan, resume_from)
+
+
+def export_and_report(plan, path: Path) -> Path:
+    from sftkit.checkpoint.save import export_final
+
+    dist.on_main(lambda: export_final(path, plan.model.merge_lora))
+    if dist.is_main():
+        from sftkit.training.metrics import plot_loss
+
+        metrics = Path(plan.train.output_dir) / "metrics.jsonl"
+        png = plot_loss(metrics, metrics.with_name("loss.png")) if metrics.exists() else None
+        print(
+            f"done: checkpoint {path}\n      Hugging Face folder {path / layout.HF_DIR}\n      metrics {metrics}"
+            + (f"\n      loss curve {png}" if png else "")
+        )
+    return path

@@ -1,0 +1,50 @@
+"""Pre-emption: SIGTERM or SIGUSR1 (what SLURM and cloud schedulers send before they kill a job) asks the run to
+stop at the next optimizer-step boundary, save `global_step_N` and exit with EXIT_PREEMPTED; `auto` resume then
+continues from step N. The signal may reach only some ranks (or reach them at different moments): the ranks agree
+at every step boundary (one small all-reduce), so all of them stop at the same step.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import torch
+
+from sftkit import dist
+
+SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None)
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later" — scripts/launch.slurm requeues the job on it
+
+
+class StopRequest:
+    """Installed for the length of `trainer.train()`; `agreed()` at each step boundary."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread (e.g. not in a notebook worker)
+        for sig in SIGNALS:
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is None:
+            name = signal.Signals(signum).name
+            print(f"\n{name} received: stopping after this optimizer step and saving a checkpoint", file=sys.stderr)
+        self.received = signum
+
+    def agreed(self, device) -> bool:
+        """True on every rank as soon as any rank received a signal."""
+        flag = torch.tensor(1 if self.received is not None else 0, device=device)
+        if dist.distributed():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())

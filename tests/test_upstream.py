@@ -1,0 +1,148 @@
+"""Pins on the upstream internals sftkit relies on (issue: a minor transformers release must not break resume or
+batching without a failing test).
+
+Every private method of transformers' Trainer / TRL's SFTTrainer that sftkit overrides or calls, and every public
+one whose exact signature our overrides assume, is listed in PINNED with the parameters we rely on. A rename, a
+removed method or a changed signature fails `test_pinned_hooks_exist_with_the_signatures_we_rely_on`; the test
+below it shows, by renaming one with monkeypatch, that the check does fail.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from transformers import Trainer, TrainingArguments
+from trl import SFTTrainer
+
+from sftkit.training.trainer import SftkitTrainer
+
+# (class, method) -> the parameters, in order, that our override or our call uses.
+PINNED = {
+    # private: transformers' save, after the step's logging and validation; ours writes global_step_N
+    (Trainer, "_save_checkpoint"): ["self", "model", "trial"],
+    # private: transformers' resume calls them with the checkpoint folder; ours read the global_step_N layout
+    (Trainer, "_load_from_checkpoint"): ["self", "resume_from_checkpoint", "model"],
+    (Trainer, "_load_optimizer_and_scheduler"): ["self", "checkpoint"],
+    (Trainer, "_load_rng_state"): ["self", "checkpoint"],
+    # private, called by our validation loop
+    (Trainer, "_prepare_inputs"): ["self", "inputs"],
+    # public, overridden: our versions take and return exactly these
+    (Trainer, "get_batch_samples"): ["self", "epoch_iterator", "num_batches", "device"],
+    (Trainer, "training_step"): ["self", "model", "inputs", "num_items_in_batch"],
+    (Trainer, "get_train_dataloader"): ["self"],
+    (Trainer, "get_eval_dataloader"): ["self", "eval_dataset"],
+    (Trainer, "evaluation_loop"): [
+        "self", "dataloader", "description", "prediction_loss_only", "ignore_keys", "metric_key_prefix"
+    ],
+    (Trainer, "log"): ["self", "logs", "start_time"],
+    (SFTTrainer, "compute_loss"): ["self", "model", "inputs", "return_outputs", "num_items_in_batch"],
+}  # fmt: skip
+
+# Behaviour of the training loop our overrides depend on, pinned in its source.
+SOURCE_PINS = {
+    # one get_batch_samples per optimizer step, its num_items passed to every training_step of the step
+    (Trainer, "_run_epoch"): [
+        "self.get_batch_samples(epoch_iterator, num_batches",
+        "self.training_step(model, inputs, num_items_in_batch)",
+        "set_epoch(epoch)",  # our StepLoader / StepSampler learn the epoch this way
+        "skip_first_batches(",  # exact resume skips whole step batches
+    ],
+    # a save asked by a callback: after logging and validation, then on_save
+    (Trainer, "_maybe_log_save_evaluate"): ["self.control.should_save", "self._save_checkpoint(model, trial)"],
+    # the resume path reads trainer_state.json from our checkpoint folder and calls the three loaders above
+    (Trainer, "_prepare_for_training"): [
+        "self._load_from_checkpoint(resume_from_checkpoint",
+        "self._load_optimizer_and_scheduler(resume_from_checkpoint)",
+    ],
+    # TRL's loss: normalised by num_items_in_batch, scaled by the number of processes (DDP averages)
+    (SFTTrainer, "compute_loss"): ["num_items_in_batch", "self.accelerator.num_processes"],
+}
+
+
+def problems(pins=PINNED, source_pins=SOURCE_PINS) -> list[str]:
+    found = []
+    for (cls, name), expected in pins.items():
+        method = getattr(cls, name, None)
+        if method is None:
+            found.append(f"{cls.__name__}.{name} is gone")
+            continue
+        params = list(inspect.signature(method).parameters)
+        if params[: len(expected)] != expected:
+            found.append(f"{cls.__name__}.{name}{tuple(params)} != {tuple(expected)}")
+    for (cls, name), snippets in source_pins.items():
+        method = getattr(cls, name, None)
+        source = inspect.getsource(method) if method is not None else ""
+        found += [f"{cls.__name__}.{name} no longer contains {s!r}" for s in snippets if s not in source]
+    return found
+
+
+def test_pinned_hooks_exist_with_the_signatures_we_rely_on():
+    assert problems() == []
+
+
+def test_the_pin_fails_when_a_hook_is_renamed(monkeypatch):
+    original = Trainer._load_rng_state
+    monkeypatch.delattr(Trainer, "_load_rng_state")
+    monkeypatch.setattr(Trainer, "_load_rng_states", original, raising=False)
+    assert problems() == ["Trainer._load_rng_state is gone"]
+
+
+def test_the_pin_fails_when_a_signature_changes(monkeypatch):
+    def get_batch_samples(self, iterator, n, device):
+        return [], None
+
+    monkeypatch.setattr(Trainer, "get_batch_samples", get_batch_samples)
+    assert any("get_batch_samples" in p for p in problems())
+
+
+def test_our_overrides_keep_the_upstream_signatures():
+    for (cls, name), expected in PINNED.items():
+        ours = getattr(SftkitTrainer, name)
+        if ours is not getattr(cls, name):
+            assert list(inspect.signature(ours).parameters)[: len(expected)] == expected, name
+
+
+def test_training_arguments_mixed_precision_is_an_attribute_set_after_init():
+    """The plan sets `mixed_precision` on the built arguments (an accelerate config's value must not win over an
+    explicit dtype): transformers computes it in __post_init__, it is no dataclass field."""
+    source = inspect.getsource(TrainingArguments.__post_init__)
+    assert "self.mixed_precision =" in source
+    assert "mixed_precision" not in {f.name for f in __import__("dataclasses").fields(TrainingArguments)}
+
+
+def test_trl_fused_head_scores_pre_shifted_labels():
+    """Sequence parallelism hands TRL's fused LM head `shift_labels` (already shifted, sliced per rank)."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    source = inspect.getsource(add_fused_lm_head)
+    assert "shift_labels" in source and "labels = shift_labels" in source
+
+
+def test_trl_padding_free_collator_gives_sequence_boundaries():
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(
+        [{"input_ids": [1, 2, 3], "labels": [-100, 2, 3]}, {"input_ids": [4, 5], "labels": [-100, 5]}]
+    )
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5] and "attention_mask" not in batch
+
+
+def test_accelerate_state_and_attention_registries_we_use():
+    from accelerate.state import PartialState
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    assert isinstance(PartialState._shared_state, dict)  # dist._state() reads it to avoid creating the state
+    assert callable(AttentionInterface.register) and callable(AttentionMaskInterface.register)
+    assert "sdpa" in AttentionInterface._global_mapping and "sdpa" in AttentionMaskInterface._global_mapping
+
+
+@pytest.mark.parametrize("name", ["get_train_dataloader", "get_eval_dataloader", "training_step", "evaluation_loop"])
+def test_overridden_public_methods_are_documented_at_the_override(name):
+    """Each override says what upstream behaviour it replaces (module docstring or its own)."""
+    doc = inspect.getdoc(SftkitTrainer) or ""
+    module_doc = inspect.getmodule(SftkitTrainer).__doc__
+    assert name in module_doc or name in doc
