@@ -23,7 +23,7 @@ LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs
 # The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
 TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
 
-.PHONY: install demo test tiny prepare train lora bench lint clean
+.PHONY: install demo test tiny prepare train lora bench lint clean eval round
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,40 @@ train: $(BIN)/.installed $(TINY_DEPS)
 
 lora: $(BIN)/.installed $(TINY_DEPS)
 	$(LAUNCH) --config recipes/$(RECIPE)-lora.yaml $(ARGS)
+
+# `make eval`: generate with a checkpoint on held-out problems and grade them (default: the demo model of
+# `make train` on the demo's validation problems). `make round`: one rejection-sampling round on the demo assets.
+CKPT ?= runs/tiny/global_step_final
+PROBLEMS ?= $(OUT)/val.parquet
+EVAL_OUT ?= runs/eval/solutions.jsonl
+EVAL_ARGS ?= --max-new-tokens 128
+ROUND ?= runs/round
+DEMO_CKPT := runs/tiny/global_step_final
+# `make round` on CPU: a few problems, short generations
+FAST_EVAL := --limit 20 --max-new-tokens 64
+EVAL_DEPS = $(if $(filter $(DEMO_CKPT),$(CKPT)),$(DEMO_CKPT)/train_state.pt) \
+	$(if $(filter $(OUT)/val.parquet,$(PROBLEMS)),$(OUT)/train.parquet)
+
+$(DEMO_CKPT)/train_state.pt: | $(BIN)/.installed
+	$(MAKE) --no-print-directory train RECIPE=tiny
+
+eval: $(BIN)/.installed $(EVAL_DEPS)
+	$(BIN)/sftkit eval $(CKPT) --problems $(PROBLEMS) --metadata-file $(METADATA) --output $(EVAL_OUT) $(EVAL_ARGS)
+
+# generate on the training problems (2 samples each) -> keep the correct ones, with the round's data so far ->
+# split -> fine-tune the checkpoint further (a few steps) -> evaluate the new checkpoint on the held-out problems.
+round: $(BIN)/.installed $(DEMO_CKPT)/train_state.pt $(OUT)/train.parquet
+	rm -rf $(ROUND)
+	$(BIN)/sftkit eval $(DEMO_CKPT) --problems $(OUT)/train.parquet --metadata-file $(METADATA) --samples 2 \
+		--temperature 0.7 $(FAST_EVAL) --output $(ROUND)/solutions.jsonl
+	$(BIN)/sftkit filter --solutions-file $(INPUT) $(ROUND)/solutions.jsonl --metadata-file $(METADATA) \
+		--save-correct $(ROUND)/data/correct_solutions.parquet
+	$(BIN)/sftkit prepare $(ROUND)/data/correct_solutions.parquet --output-dir $(ROUND)/data --val-split $(VAL_SPLIT)
+	$(BIN)/sftkit train --config recipes/tiny.yaml model_name_or_path=$(DEMO_CKPT)/huggingface \
+		train_files=[$(ROUND)/data/train.parquet] val_files=[$(ROUND)/data/val.parquet] \
+		output_dir=$(ROUND)/model max_steps=10
+	$(BIN)/sftkit eval $(ROUND)/model/global_step_final --problems $(OUT)/val.parquet --metadata-file $(METADATA) \
+		$(FAST_EVAL) --output $(ROUND)/eval_after.jsonl --report-json $(ROUND)/eval_after.json
 
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py

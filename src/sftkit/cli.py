@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("sftkit.dry_run", "dry run: resolved config, lengths, padding, examples with trained tokens marked"),
     "train": ("sftkit.train", "fine-tune (full or LoRA) from a recipe with overrides"),
     "export": ("sftkit.checkpoint.export", "a global_step_* checkpoint -> Hugging Face model folder"),
+    "eval": ("sftkit.evaluation.command", "generate and grade solutions of a checkpoint: accuracy, pass@k, next data"),
 }
 
 

@@ -1,0 +1,192 @@
+"""`sftkit eval MODEL_OR_CHECKPOINT --problems FILE`: generate solutions, grade them, write the next round's data.
+
+Problems (`problems.py`) -> the model (`source.py`: a folder, hub id, adapter or checkpoint) -> K samples per
+problem from the backend (`backends.py`: vLLM on a GPU, else transformers) -> graded as `sftkit filter` grades
+(`grade.py`) -> seed-format JSONL rows (`id`, `prompt`, `generated_solution`, `num_tokens`, plus `sample`,
+`correct`, `extracted_answer`), written atomically, ready for `sftkit filter` / `sftkit prepare` -> accuracy
+(pass@1, the mean over samples), pass@k and majority vote with K > 1 (`grading.report.summarize`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from sftkit.errors import SftkitError, user_errors
+from sftkit.evaluation import backends
+from sftkit.evaluation.generate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS, Generated, Sampling
+from sftkit.evaluation.grade import DEFAULT_TIMEOUT, Graded, grade_texts
+from sftkit.evaluation.problems import Problems, load_problems
+from sftkit.evaluation.report import format_summary, make_summary
+from sftkit.grading.judge import CORRECT
+
+DEFAULT_SAMPLED_TEMPERATURE = 0.7  # with --samples > 1 and no --temperature: greedy samples would all be equal
+
+OPTIONS = {  # flag -> argparse keywords; every option explained in --help
+    "--problems": dict(required=True, metavar="FILE", help="JSONL or Parquet with an id and a prompt per problem "
+                       "(a prepared train/val.parquet works: rows of one problem count once)"),
+    "--metadata-file": dict(metavar="M", help="JSONL with each problem's id and gold answer, as for `sftkit filter` "
+                            "(default: the problems file's own 'gold_answer' or --answer-key column)"),
+    "--samples": dict(type=int, default=1, metavar="K", help="solutions generated per problem (default 1); with "
+                      "K > 1 the report adds pass@k and majority vote"),
+    "--temperature": dict(type=float, metavar="T", help="sampling temperature; 0 = greedy (default: 0 with one "
+                          f"sample, {DEFAULT_SAMPLED_TEMPERATURE} with several)"),
+    "--top-p": dict(type=float, default=1.0, metavar="P", help="nucleus sampling mass (default 1.0: off)"),
+    "--max-new-tokens": dict(type=int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N", help="generation stops after N "
+                             f"tokens if the end-of-turn has not come (default {DEFAULT_MAX_NEW_TOKENS})"),
+    "--output": dict(metavar="OUT.jsonl", help="where to write the solutions (default: outputs/<model>_<problems>"
+                     ".jsonl)"),
+    "--batch-size": dict(type=int, default=DEFAULT_BATCH_SIZE, metavar="B", help="sequences generated together, "
+                         f"problems x samples (transformers backend; default {DEFAULT_BATCH_SIZE})"),
+    "--prompt-key": dict(default="prompt", metavar="KEY", help="field of the problems file holding the prompt "
+                         "(default: prompt); it is framed as in training (one user turn of the chat template)"),
+    "--id-key": dict(default="id", metavar="KEY", help="field holding the problem id, in the problems and the "
+                     "metadata (default: id)"),
+    "--answer-key": dict(default="answer", metavar="KEY", help="field holding the gold answer (default: answer)"),
+    "--limit": dict(type=int, metavar="N", help="only the first N problems of the file"),
+    "--seed": dict(type=int, default=0, metavar="S", help="sampling seed (default 0)"),
+    "--report-json": dict(metavar="R", help="also write the report's numbers to this JSON file"),
+    "--backend": dict(choices=backends.CHOICES, default="auto", help="auto (default): vLLM when it is installed "
+                      "and a CUDA GPU is present, else transformers"),
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sftkit eval",
+        description="Generate solutions with a model or checkpoint, grade them as `sftkit filter` does (accuracy, "
+        "pass@k, majority vote) and write them as seed-format JSONL: the next round's data.",
+        epilog="example: %(prog)s runs/tiny/global_step_final --problems data/sft/val.parquet "
+        "--metadata-file data/sample/metadata.jsonl --samples 4 --output outputs/round1.jsonl",
+    )
+    p.add_argument("model", metavar="MODEL_OR_CHECKPOINT", help="a Hugging Face model folder or hub id, a LoRA "
+                   "adapter folder, a global_step_* checkpoint or a run folder (its newest checkpoint)")  # fmt: skip
+    for flag, keywords in OPTIONS.items():
+        p.add_argument(flag, **keywords)
+    return p
+
+
+def _sampling(args) -> Sampling:
+    temperature = args.temperature
+    if temperature is None:
+        temperature = 0.0 if args.samples == 1 else DEFAULT_SAMPLED_TEMPERATURE
+    elif temperature == 0 and args.samples > 1:
+        print(f"note: --temperature 0 is greedy: the {args.samples} samples of a problem will be the same")
+    if args.batch_size < 1:
+        raise SftkitError(f"--batch-size {args.batch_size}: give 1 or more sequences per batch")
+    if args.limit is not None and args.limit < 1:
+        raise SftkitError(f"--limit {args.limit}: give 1 or more problems")
+    return Sampling(args.samples, temperature, args.top_p, args.max_new_tokens, args.seed).check()
+
+
+def _outputs(args) -> tuple[Path, Path | None]:
+    """The output paths, checked before any work (a folder that cannot be written is an error now, not after
+    an hour of generation)."""
+    from sftkit.evaluation.source import label_of
+    from sftkit.grading.outputs import check_output
+
+    output = args.output or f"outputs/{label_of(args.model)}_{Path(args.problems).stem}.jsonl"
+    out = check_output(output, "--output", ".jsonl")
+    report = check_output(args.report_json, "--report-json", None) if args.report_json else None
+    if report is not None and report.resolve() == out.resolve():
+        raise SftkitError("--report-json names the same file as --output: give two different files")
+    return out, report
+
+
+def _workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _rows(problems: Problems, generations: list[list[Generated]], graded: list[Graded]) -> list[dict]:
+    rows, flat = [], iter(graded)
+    for problem, samples in zip(problems.items, generations):
+        for k, gen in enumerate(samples):
+            g = next(flat)
+            correct = None if problem.gold is None else g.outcome == CORRECT
+            rows.append({
+                "id": problem.id, "prompt": problem.prompt, "generated_solution": gen.text,
+                "num_tokens": gen.num_tokens, "sample": k, "correct": correct, "extracted_answer": g.answer,
+            })  # fmt: skip
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """All the rows or none: written next to `path`, flushed to disk, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _generate(args, problems: Problems, sampling: Sampling, stack: ExitStack):
+    """Load the model, generate: (source, backend, generations, seconds)."""
+    from sftkit.data.labels import Encoder
+    from sftkit.evaluation.source import resolve
+    from sftkit.training.modeling import load_tokenizer
+
+    source = resolve(args.model, stack)
+    print(source.description, flush=True)
+    encoder = Encoder(load_tokenizer(source.tokenizer))
+    prompt_ids = encoder.prompt_ids_batch([p.prompt for p in problems.items])
+    backend = backends.open_backend(args.backend, source, encoder, stack, sampling.seed)
+    start = time.perf_counter()
+    generations = backend.generate(prompt_ids, sampling, args.batch_size)
+    if [len(g) for g in generations] != [sampling.samples] * len(prompt_ids):
+        raise RuntimeError(f"backend {backend.name} did not return {sampling.samples} samples for each prompt")
+    return source, backend, generations, time.perf_counter() - start
+
+
+def _describe(problems: Problems, args, sampling: Sampling) -> str:
+    repeated = f", {problems.repeated_rows} repeated rows skipped" if problems.repeated_rows else ""
+    mode = "greedy" if sampling.greedy else f"temperature {sampling.temperature}, top-p {sampling.top_p}"
+    return (
+        f"problems: {len(problems.items)} from {args.problems}{repeated}; gold answers: {problems.gold_source}\n"
+        f"sampling: {sampling.samples} per problem, {mode}, at most {sampling.max_new_tokens} new tokens, "
+        f"seed {sampling.seed}"
+    )
+
+
+@user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sampling = _sampling(args)
+    output, report_path = _outputs(args)
+    problems = load_problems(args.problems, args.prompt_key, args.id_key, args.answer_key, args.metadata_file,
+                             args.limit)  # fmt: skip
+    print(_describe(problems, args, sampling), flush=True)
+    with ExitStack() as stack:  # temporary exports live until the generation is done
+        source, backend, generations, seconds = _generate(args, problems, sampling, stack)
+    golds = [p.gold for p in problems.items for _ in range(sampling.samples)]
+    why = [p.missing for p in problems.items for _ in range(sampling.samples)]
+    texts = [g.text for samples in generations for g in samples]
+    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, _workers(), progress=True, ungraded=why)
+    write_jsonl(output, _rows(problems, generations, graded))
+    summary = make_summary(problems, generations, graded, output, sampling)
+    summary["generation"] = _generation_info(backend, generations, seconds, sampling, source.description)
+    print(format_summary(summary))
+    print(f"wrote {len(texts)} solutions -> {output}")
+    if report_path is not None:
+        report_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
+def _generation_info(backend, generations, seconds: float, sampling: Sampling, model: str) -> dict:
+    tokens = sum(g.num_tokens for samples in generations for g in samples)
+    unfinished = sum(not g.finished for samples in generations for g in samples)
+    return {
+        "model": model, "backend": backend.name, "device": getattr(backend, "device", None),
+        "seconds": round(seconds, 3), "tokens": tokens, "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
+        "cut_at_max_new_tokens": unfinished, "samples": sampling.samples, "temperature": sampling.temperature,
+        "top_p": sampling.top_p, "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed,
+    }  # fmt: skip

@@ -1,0 +1,62 @@
+"""Grading generated texts exactly as `sftkit filter` grades solution rows, so both give the same accuracy.
+
+The same steps as the filter's (`grading.inputs.read_solutions` then `grading.filter._records`): the final answer
+of the text (`extract.final_answer`: after the last marker, else from the concluding statement), cleaned
+(`judge.clean`), then each distinct (gold, answer) pair judged once with math-verify within a time limit on worker
+processes (`pool.grade_pairs`). The test suite runs `sftkit filter` on `sftkit eval`'s output and checks the two
+agree, so a change of the filter's pipeline that is not mirrored here fails a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sftkit.grading.extract import final_answer
+from sftkit.grading.judge import CORRECT, clean
+from sftkit.grading.pool import grade_pairs
+from sftkit.grading.report import NO_GOLD
+
+DEFAULT_TIMEOUT = 5.0  # seconds per answer: `sftkit filter`'s default
+
+
+class Graded(NamedTuple):
+    outcome: str  # a verdict (judge.VERDICTS), or why it was not graded (report.NO_GOLD / NO_METADATA)
+    answer: str | None  # the final answer found, cleaned; None when the text states none
+    route: str | None  # extract.MARKER, extract.PROSE or None
+
+
+def final(text: str) -> tuple[str | None, str | None]:
+    """(answer, route) of a solution text, as the filter reads a solution row."""
+    found = final_answer(text)
+    answer = clean(found.text) if found.text is not None else None
+    return answer, (found.route if answer else None)
+
+
+def grade_texts(
+    golds: Sequence[str | None],
+    texts: Sequence[str],
+    timeout: float = DEFAULT_TIMEOUT,
+    workers: int = 1,
+    progress: bool = False,
+    ungraded: Sequence[str | None] | None = None,
+) -> list[Graded]:
+    """A Graded per text against the gold answer at the same index; a None gold is not graded (outcome
+    `ungraded[i]`, default report.NO_GOLD)."""
+    if len(golds) != len(texts):
+        raise ValueError(f"{len(golds)} gold answers for {len(texts)} texts: give one gold answer per text")
+    finals = [final(t) for t in texts]
+    pairs = list(dict.fromkeys((g, a) for g, (a, _) in zip(golds, finals) if g is not None))
+    verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers, progress=progress)))
+    why = ungraded or [None] * len(texts)
+    return [
+        Graded(verdict_of[g, a] if g is not None else (w or NO_GOLD), a, r) for g, (a, r), w in zip(golds, finals, why)
+    ]
+
+
+def grade(
+    golds: Sequence[str], texts: Sequence[str], timeout: float = DEFAULT_TIMEOUT, workers: int = 1
+) -> list[bool]:
+    """Whether each text's final answer equals the gold answer at the same index (`sftkit filter`'s verdict
+    "correct"). For the trainer: one process by default (no workers forked from a process holding a model)."""
+    return [g.outcome == CORRECT for g in grade_texts(golds, texts, timeout, workers)]

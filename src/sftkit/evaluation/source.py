@@ -1,0 +1,141 @@
+"""What `sftkit eval MODEL_OR_CHECKPOINT` loads: a Hugging Face folder or hub id, a PEFT adapter on its base model,
+a `global_step_*` checkpoint, or a run folder (its newest complete checkpoint).
+
+A checkpoint is used through its `huggingface/` folder (written at the end of training: the model for full
+fine-tuning, the PEFT adapter for LoRA); a checkpoint without one (`global_step_500`) is exported on the fly into a
+temporary folder, removed afterwards, by the same code as `sftkit export`. An incomplete checkpoint (an interrupted
+save) is refused before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from sftkit.checkpoint.layout import HF_DIR, REQUIRED, STATE, find_latest, holds_checkpoints, is_complete
+from sftkit.errors import SftkitError
+
+ADAPTER = "adapter_config.json"
+GENERIC = {HF_DIR, "merged"}  # folder names that say nothing about the model, skipped in labels
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    model: str  # folder or hub id of a full model (the base model when `adapter` is set)
+    adapter: str | None  # PEFT adapter folder applied on `model`
+    tokenizer: str  # folder or hub id holding the tokenizer
+    merged: str | None  # an already merged copy of model + adapter, when the checkpoint has one
+    description: str  # for the printed report
+
+
+def label_of(given: str | Path) -> str:
+    """A short name for output files: runs/tiny/global_step_final -> tiny-global_step_final, Qwen/Qwen2.5-1.5B ->
+    Qwen-Qwen2.5-1.5B."""
+    path = Path(given).expanduser()
+    if not path.exists():
+        return str(given).strip("/").replace("/", "-") or "model"
+    parts = [p for p in path.resolve().parts if p not in GENERIC and p != path.anchor][-2:]
+    return "-".join(parts) or "model"
+
+
+def _folder(path: Path, what: str) -> ModelSource:
+    """A Hugging Face folder: a model (config.json) or a PEFT adapter (adapter_config.json) on its base model."""
+    if (path / ADAPTER).is_file():
+        base = json.loads((path / ADAPTER).read_text()).get("base_model_name_or_path")
+        if not base:
+            raise SftkitError(f"{path / ADAPTER} names no base model (base_model_name_or_path): set it to the model "
+                              "the adapter was trained on.")  # fmt: skip
+        _check_base(base, path)
+        tokenizer = str(path) if (path / "tokenizer_config.json").is_file() else base
+        merged = path / "merged"
+        merged_ok = str(merged) if (merged / "config.json").is_file() else None
+        return ModelSource(base, str(path), tokenizer, merged_ok, f"model: {what}, LoRA adapter {path} on {base}")
+    if (path / "config.json").is_file():
+        return ModelSource(
+            str(path), None, str(path), None, f"model: {what}" + (f", {path}" if what != str(path) else "")
+        )
+    raise SftkitError(
+        f"{path} is neither a Hugging Face model folder (config.json), a PEFT adapter (adapter_config.json), a "
+        "global_step_* checkpoint nor a run folder with checkpoints. Give one of those."
+    )
+
+
+def _check_base(base: str, adapter: Path) -> None:
+    from sftkit.training.modeling import check_model_path
+
+    try:
+        check_model_path(base)
+    except SftkitError as exc:
+        raise SftkitError(f"the base model of the LoRA adapter {adapter} cannot be loaded: {exc}") from None
+
+
+def _checkpoint(path: Path, stack: ExitStack) -> ModelSource:
+    if not is_complete(path):
+        missing = [f for f in REQUIRED if not (path / f).is_file()]
+        raise SftkitError(
+            f"{path} is not a complete checkpoint ({', '.join(missing)} missing: a save that was interrupted?). "
+            "Evaluate a complete one: the run folder's `latest` file names the newest."
+        )
+    hf = path / HF_DIR
+    if (hf / ADAPTER).is_file() or (hf / "config.json").is_file():
+        return _folder(hf, f"checkpoint {path}")
+    from sftkit.checkpoint.export import export_checkpoint
+
+    out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sftkit-eval-"))) / "model"
+    print(f"{path} has no {HF_DIR}/ folder: exporting it into a temporary folder", flush=True)
+    export_checkpoint(path, out)
+    return _folder(out, f"checkpoint {path} (exported)")
+
+
+def resolve(given: str, stack: ExitStack) -> ModelSource:
+    """The model behind MODEL_OR_CHECKPOINT; temporary folders live until `stack` closes."""
+    path = Path(given).expanduser()
+    if path.is_dir() and not (path / STATE).exists() and (holds_checkpoints(path) or (path / "latest").exists()):
+        latest = find_latest(path)
+        if latest is None:
+            raise SftkitError(f"{path} is a run folder without a complete checkpoint: give a global_step_* folder.")
+        print(f"{path} is a run folder: evaluating its newest complete checkpoint, {latest.name}", flush=True)
+        path = latest
+    if path.is_dir() and (path.name.startswith("global_step_") or (path / STATE).exists()):
+        return _checkpoint(path, stack)
+    if path.is_dir():
+        return _folder(path, str(path))
+    from sftkit.training.modeling import check_model_path
+
+    check_model_path(given)  # a hub id (cached or reachable), else a clear "does not exist"
+    return ModelSource(given, None, given, None, f"model: {given}")
+
+
+def load_model(source: ModelSource, device: str | None = None):
+    """The model for transformers generation, in eval mode: bf16 on a GPU that has it, fp32 on CPU; an adapter is
+    merged into its base (the same function, faster to generate with). `device`: default the GPU if any."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = device != "cpu" and torch.cuda.is_bf16_supported()
+    model = AutoModelForCausalLM.from_pretrained(source.model, dtype=torch.bfloat16 if bf16 else torch.float32)
+    if source.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, source.adapter).merge_and_unload()
+    return model.to(device).eval()
+
+
+def merged_folder(source: ModelSource, stack: ExitStack) -> str:
+    """A folder with the full model (for vLLM): the model itself, the checkpoint's merged copy, or a merge written
+    into a temporary folder."""
+    if not source.adapter:
+        return source.model
+    if source.merged:
+        return source.merged
+    from sftkit.training.modeling import load_tokenizer
+
+    out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sftkit-eval-merged-")))
+    print(f"merging the LoRA adapter into its base model in {out}", flush=True)
+    load_model(source, device="cpu").save_pretrained(out)  # on CPU: the GPU's memory is vLLM's
+    load_tokenizer(source.tokenizer).save_pretrained(out)
+    return str(out)
