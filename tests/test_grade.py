@@ -119,7 +119,7 @@ def test_parquet_keeps_source_columns_and_mixed_ids(small: Path, capsys):
         incorrect,
     )
     table = pq.read_table(correct)
-    assert table.column_names == ["id", "prompt", "generated_solution", "source_file"]
+    assert table.column_names == ["id", "prompt", "generated_solution", "source_file", "gold_answer"]
     rows = table.to_pylist()
     assert [(r["id"], Path(r["source_file"]).name) for r in rows] == [
         ("1", "run_a.jsonl"),
@@ -174,7 +174,7 @@ def test_sample_end_to_end_through_the_seed_shim(tmp_path: Path):
     assert r["graded"] == 600 and r["ids_without_metadata"]["solutions"] == 0
     assert r["correct"] == len(expected) and 0.8 < r["accuracy"] < 0.95
     table = pq.read_table(out)
-    assert table.column_names == ["id", "prompt", "generated_solution", "num_tokens", "source_file"]
+    assert table.column_names == ["id", "prompt", "generated_solution", "num_tokens", "source_file", "gold_answer"]
     assert list(zip(table["id"].to_pylist(), table["source_file"].to_pylist())) == expected
     assert f"accuracy: {len(expected)}/600" in proc.stdout
 

@@ -13,14 +13,16 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from sftkit.config.plan import RunPlan, plan_run
-from sftkit.data.labels import IGNORE
 from sftkit.errors import SftkitError, user_errors
-from sftkit.training import batching
 
+if TYPE_CHECKING:  # heavy imports only where the dry run starts (`--help` stays instant)
+    import numpy as np
+
+    from sftkit.config.plan import RunPlan
+
+IGNORE = -100  # labels of untrained tokens (data/labels.py)
 GREEN, RESET = "\033[32m", "\033[0m"
 CHOICES = {
     "random": "random (TRL default)",
@@ -33,6 +35,8 @@ CHOICES = {
 
 def quantiles(values) -> dict[str, int]:
     """p50/p90/p99/max by the nearest-rank method (the smallest value with at least q% of values <= it)."""
+    import numpy as np
+
     if len(values) == 0:
         return {}
     ordered = np.sort(np.asarray(values))
@@ -42,6 +46,8 @@ def quantiles(values) -> dict[str, int]:
 
 def epoch_micro_batches(lengths: np.ndarray, plan: RunPlan, order: str, budget: int | None, free: bool):
     """Every micro-batch of epoch 0 on every rank, as the trainer cuts them: (per-step count, micro-batches)."""
+    from sftkit.training import batching
+
     steps = batching.step_order(lengths, plan.global_batch, plan.train.seed, 0, order)
     counts, batches = [], []
     for step in steps:
@@ -57,6 +63,10 @@ def epoch_micro_batches(lengths: np.ndarray, plan: RunPlan, order: str, budget: 
 
 def batching_report(lengths: np.ndarray, plan: RunPlan) -> dict:
     """Padding fraction of each batching on these lengths, with the micro batch (or token budget) of the plan."""
+    import numpy as np
+
+    from sftkit.training import batching
+
     micro, seed = plan.micro_batch, plan.train.seed
     random_order = np.random.default_rng(seed).permutation(len(lengths)).tolist()
     grouped = epoch_micro_batches(lengths, plan, "grouped", None, False)[1]
@@ -203,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         print("options: --config RECIPE, --examples K (default 2), --json OUT.json, then any `sftkit train` override")
         return 0
+    from sftkit.config.plan import plan_run
+
     recipe, k, out, rest = parse(argv)
     plan = plan_run(recipe, rest)
     from sftkit.train import show_config

@@ -13,30 +13,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sftkit import dist
-from sftkit.config.plan import RunPlan, plan_run, steps_per_epoch
 from sftkit.errors import user_errors
 
-HELP = """usage: sftkit train --config RECIPE [overrides...]
-
-Overrides: `--learning_rate 1e-5`, `learning_rate=1e-5`, or verl's `optim.lr=1e-5`. Precedence, lowest to
-highest: recipe -> environment (MODEL_NAME, TRAIN_FILE, VAL_FILE, OUTPUT_DIR, BATCH_SIZE, LEARNING_RATE, EPOCHS,
-MAX_LENGTH, LORA_RANK, LORA_ALPHA) -> command line. Every key (field) follows; verl keys after it.
-Exit codes: 0 done, 2 a user error (one message, no traceback), 75 pre-empted (SIGTERM/SIGUSR1: global_step_N was
-saved; run again with trainer.resume_from_checkpoint=auto to continue).
-"""
-
-
-def print_help() -> None:
-    from sftkit.config.parse import make_parser
-    from sftkit.verl.keys import VERL_KEYS
-
-    print(HELP)
-    print(make_parser().format_help())
-    print("verl keys:")
-    for key, name in VERL_KEYS.items():
-        print(f"  {key:<40} -> {name}")
+if TYPE_CHECKING:  # the plan's module imports TRL: only where a run starts (`--help` stays instant)
+    from sftkit.config.plan import RunPlan
 
 
 def show_config(plan: RunPlan) -> None:
@@ -115,7 +98,20 @@ def load_data(plan: RunPlan, tokenizer) -> TrainingData:
     return data
 
 
+def quiet_when_logged() -> None:
+    """Progress bars only on a terminal: in a log file (SLURM, nohup) they leave `\r` fragments."""
+    if sys.stderr.isatty():
+        return
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
 def planned_steps(plan: RunPlan, examples: int) -> int:
+    from sftkit.config.plan import steps_per_epoch
+
     if plan.train.max_steps and plan.train.max_steps > 0:
         return plan.train.max_steps
     return math.ceil(plan.train.num_train_epochs * steps_per_epoch(examples, plan.global_batch))
@@ -130,6 +126,7 @@ def run(plan: RunPlan, callbacks=()):
     from sftkit.training import modeling
 
     show_config(plan)
+    quiet_when_logged()
     t = plan.train
     dist.agree(lambda: modeling.check_inputs(plan))
     resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
@@ -167,11 +164,14 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
 
     from sftkit.data.dataset import column
     from sftkit.training import modeling, ulysses
+    from sftkit.training.accuracy import AccuracyProbe
     from sftkit.training.callbacks import RunSchedule
     from sftkit.training.metrics import MetricsCallback
     from sftkit.training.trainer import SftkitTrainer
 
     m = plan.model
+    if plan.lora:
+        modeling.check_target_modules(model, m.target_modules)
     peft_config = (
         modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if plan.lora else None
     )
@@ -186,6 +186,7 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
         train_lengths=column(data.train.dataset, "length"),
         data_identity=data.train.identity(),
         sequence_parallel=ulysses.setup(plan, model) if plan.sp_size > 1 else None,
+        accuracy=AccuracyProbe(plan, tokenizer) if plan.train.eval_accuracy_samples and data.val else None,
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
@@ -212,14 +213,18 @@ def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
 
 @user_errors
 def main(argv: list[str] | None = None) -> int:
-    from sftkit.training.preempt import EXIT_PREEMPTED
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
-        print_help()
+        from sftkit.config.help import text
+
+        print(text())
         return 0
+    from sftkit.config.plan import plan_run
+
     recipe, rest = split_config(argv)
     trainer = run(plan_run(recipe, rest))
+    from sftkit.training.preempt import EXIT_PREEMPTED
+
     return EXIT_PREEMPTED if trainer.preempted else 0
 
 

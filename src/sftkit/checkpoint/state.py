@@ -94,7 +94,14 @@ def load_state(path: str | Path) -> dict:
 def load_model(model, path: str | Path, lora: bool) -> None:
     sd = _load(Path(path) / MODEL, "model weights", weights_only=True, mmap=True)
     options = StateDictOptions(full_state_dict=distributed(), strict=not lora)
-    set_model_state_dict(model, sd, options=options)
+    try:
+        set_model_state_dict(model, sd, options=options)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise SftkitError(
+            f"the weights in {Path(path) / MODEL} do not fit this model ({str(exc).splitlines()[0][:300]}): the "
+            "checkpoint was trained from another model or with other LoRA settings. Resume it with the model it "
+            "was trained from (trainer.resume_ignore_mismatch does not make different weights fit)."
+        ) from None
 
 
 def load_optimizer(model, optimizer, path: str | Path) -> None:

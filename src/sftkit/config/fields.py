@@ -120,6 +120,13 @@ class DataArguments:
             "~/.cache/sftkit."
         },
     )
+    metadata_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Gold answers (JSONL of id + answer, as for `sftkit filter`) for eval_accuracy_samples when the "
+            "validation rows have no gold_answer column."
+        },
+    )
     rebuild_cache: bool = field(
         default=False, metadata={"help": "Tokenize the data again even when the cache holds it."}
     )
@@ -173,6 +180,16 @@ class SftkitConfig(SFTConfig):
     )
     resume_ignore_mismatch: bool = field(
         default=False, metadata={"help": "Resume even if the checkpoint's run differs in model/data/batch/schedule."}
+    )
+    eval_accuracy_samples: int = field(
+        default=0,
+        metadata={
+            "help": "Greedy generation on this many distinct validation problems at every validation and at the end, "
+            "graded like `sftkit filter`: logs val_accuracy. 0 = off."
+        },
+    )
+    eval_accuracy_max_new_tokens: int = field(
+        default=512, metadata={"help": "Longest generation for val_accuracy (tokens)."}
     )
     ulysses_sequence_parallel_size: int = field(
         default=1,

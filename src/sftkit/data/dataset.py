@@ -188,6 +188,24 @@ def _build(tmp: Path, files, encoder, settings: dict, report: RowReport, num_pro
     return cache.save_examples(examples, tmp, report)
 
 
+def _why_no_row(report: RowReport) -> str:
+    """The likely cause, from what the rows were: the keys only when columns are missing."""
+    kinds = set(report.bad)
+    if report.rows_read == 0:
+        return "the files hold no rows (empty files)."
+    if kinds <= {"not an object", "malformed JSON", "invalid UTF-8", "empty file"}:
+        return (
+            "no line is a JSON object (a JSON array, or not JSON Lines?). Write one object per line: "
+            '{"prompt": ..., "generated_solution": ...}.'
+        )
+    if "missing field" in kinds:
+        return (
+            f"columns found: {report.columns_found()}; set data.prompt_key/data.response_key to the columns that "
+            "hold the prompt and the response."
+        )
+    return "every row has an empty or non-text prompt or response (see the reasons below)."
+
+
 def _checked(split: Split, patterns, name: str, strict: bool, truncation: str, max_length, verbose: bool):
     report, stats = split.report, split.stats
     if report.rows_ok == 0:
@@ -195,10 +213,7 @@ def _checked(split: Split, patterns, name: str, strict: bool, truncation: str, m
             if verbose:
                 print(f"[{name}] {patterns} hold no row: no validation")
             return None
-        raise SftkitError(
-            f"[{name}] no usable row in {patterns} (columns found: {report.columns_found()}); set "
-            f"data.prompt_key/data.response_key to the right columns.\n{report.summary()}"
-        )
+        raise SftkitError(f"[{name}] no usable row in {patterns}: {_why_no_row(report)}\n{report.summary()}")
     if stats.too_long is not None:
         where, message = stats.too_long
         raise SftkitError(f"{where}: {message}")

@@ -86,7 +86,7 @@ def cut(tokens: Sequence[int], stops: set[int]) -> tuple[list[int], int, bool]:
     return list(tokens), len(tokens), False
 
 
-def _batch(model, encoder: Encoder, prompt_ids: list[list[int]], config, device, logits_processor) -> list:
+def _batch(model, encoder: Encoder, prompt_ids: list[list[int]], config, device, logits_processor, synced) -> list:
     """One left-padded batch -> a list of Generated per prompt (num_return_sequences each)."""
     import torch
 
@@ -95,8 +95,9 @@ def _batch(model, encoder: Encoder, prompt_ids: list[list[int]], config, device,
     ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompt_ids], device=device)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=device)
     out = model.generate(
-        input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=logits_processor
-    )
+        input_ids=ids, attention_mask=mask, generation_config=config, logits_processor=logits_processor,
+        synced_gpus=synced,
+    )  # fmt: skip
     stops = set(encoder.stop_ids)
     pieces = [cut(row, stops) for row in out[:, width:].tolist()]
     texts = encoder.tokenizer.batch_decode([p[0] for p in pieces], skip_special_tokens=True)
@@ -113,9 +114,12 @@ def generate_ids(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
     logits_processor=None,
+    synced_gpus: bool = False,
 ) -> list[list[Generated]]:
     """`sampling.samples` Generated per prompt (given as token ids), in order. The model is put in eval mode and
-    back into the mode it was in; the global RNG states are restored (the seed applies only inside)."""
+    back into the mode it was in; the global RNG states are restored (the seed applies only inside).
+    `synced_gpus`: every rank keeps stepping until all are done (FSDP-sharded models; every rank must then call
+    this with as many prompts)."""
     import torch
     from tqdm import tqdm
 
@@ -136,7 +140,8 @@ def generate_ids(
             torch.manual_seed(sampling.seed)
             for start in range(0, len(order), per_batch):
                 chunk = order[start : start + per_batch]
-                outputs = _batch(model, encoder, [prompt_ids[i] for i in chunk], config, device, logits_processor)
+                batch = [prompt_ids[i] for i in chunk]
+                outputs = _batch(model, encoder, batch, config, device, logits_processor, synced_gpus)
                 for i, out in zip(chunk, outputs):
                     results[i] = out * sampling.samples if sampling.greedy else out
                 bar.update(len(chunk))
@@ -159,10 +164,11 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     logits_processor=None,
+    synced_gpus: bool = False,
 ) -> list[list[Generated]]:
     """`samples` responses per prompt from a loaded model (a PreTrainedModel or PEFT model), prompts framed as in
     training. Leaves the model's train/eval mode and the RNG states as they were. See the module docstring."""
     encoder = Encoder(tokenizer)
     sampling = Sampling(samples, temperature, top_p, max_new_tokens, seed).check()
     prompt_ids = encoder.prompt_ids_batch(list(prompts)) if prompts else []
-    return generate_ids(model, encoder, prompt_ids, sampling, batch_size, progress, logits_processor)
+    return generate_ids(model, encoder, prompt_ids, sampling, batch_size, progress, logits_processor, synced_gpus)

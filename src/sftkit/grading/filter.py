@@ -33,7 +33,7 @@ OPTIONS = {  # flag -> argparse keywords; every option explained in --help
     "--metadata-file": dict(required=True, metavar="M", help="JSONL with one row per problem: its id and gold "
                             "answer (or a `solution` whose last \\boxed{} is the answer)"),
     "--save-correct": dict(required=True, metavar="OUT.parquet", help="where to write the correct solutions "
-                           "(their source columns + source_file)"),
+                           "(their source columns + source_file and gold_answer)"),
     "--save-incorrect": dict(metavar="OUT.parquet", help="also write the other graded solutions, with columns "
                              "verdict, extracted_answer and gold_answer"),
     "--response-key": dict(default="generated_solution", metavar="KEY", help="field holding the solution text "
@@ -140,8 +140,8 @@ def _write_outputs(
     """The correct (and the other graded) rows written to their Parquet files: {name: {"path", "rows"}}."""
     keep: dict[str, dict] = {"correct": {}, "incorrect": {}}
     for s, r in zip(solutions, records):
-        if r.outcome == CORRECT:
-            keep["correct"][s.file, s.line] = {}
+        if r.outcome == CORRECT:  # the gold travels with the row: accuracy during training reads it from val
+            keep["correct"][s.file, s.line] = {"gold_answer": golds[s.id]}
         elif s.id in golds:
             why = {"verdict": r.outcome, "extracted_answer": s.answer, "gold_answer": golds[s.id]}
             keep["incorrect"][s.file, s.line] = why

@@ -1,11 +1,13 @@
 """What a run reports (SPEC §6): console line + progress bar, `metrics.jsonl`, `loss.png`; MFU and peak memory.
 
 Keys of a training row in metrics.jsonl: step, epoch, loss, learning_rate, grad_norm, tokens_per_second,
-padding_fraction, eta_seconds (+ mfu, peak_memory_gib on GPU). Validation rows: step, val_loss.
+padding_fraction, eta_seconds (+ mfu, peak_memory_gib on GPU). Validation rows: step, val_loss (+ val_accuracy with
+eval_accuracy_samples).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -119,11 +121,14 @@ class MetricsCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
+        import sys
+
         from tqdm.auto import tqdm
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.truncate_after(state.global_step)
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", dynamic_ncols=True)
+        if sys.stderr.isatty():  # in a log file a bar leaves `\r` fragments: plain lines only there
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", dynamic_ncols=True)
 
     def truncate_after(self, step: int) -> None:
         """A fresh run starts a fresh file; a resumed one drops the rows logged after its checkpoint (a crashed run
@@ -144,6 +149,9 @@ class MetricsCallback(TrainerCallback):
         if "eval_loss" in logs:
             row = {"step": state.global_step, "val_loss": logs["eval_loss"]}
             line = f"step {state.global_step}/{state.max_steps} val_loss={logs['eval_loss']:.4f}"
+            if "eval_accuracy" in logs:
+                row["val_accuracy"] = logs["eval_accuracy"]
+                line += f" val_accuracy={logs['eval_accuracy']:.1%}"
         elif "loss" in logs:
             row = {"step": state.global_step, **{k: logs[k] for k in TRAIN_KEYS[1:] if k in logs}}
             parts = [fmt(k, v) for k, v in row.items() if k not in ("step",)]
@@ -153,7 +161,7 @@ class MetricsCallback(TrainerCallback):
         self.rows.append(row)
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
-        (self.bar.write if self.bar is not None else print)(line)
+        (self.bar.write if self.bar is not None else functools.partial(print, flush=True))(line)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -166,6 +174,7 @@ def plot_loss(metrics_path: str | Path, out_path: str | Path) -> Path | None:
     rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    accuracy = [(r["step"], r["val_accuracy"]) for r in rows if "val_accuracy" in r]
     if not train and not val:
         return None
     import matplotlib
@@ -173,7 +182,16 @@ def plot_loss(metrics_path: str | Path, out_path: str | Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(12 if accuracy else 7, 4), squeeze=False)
+    ax = axes[0][0]
+    if accuracy:  # second panel: greedy accuracy on validation problems (eval_accuracy_samples)
+        acc_ax = axes[0][1]
+        acc_ax.plot(*zip(*accuracy), "o-", color="tab:green", label="val accuracy")
+        acc_ax.set_xlabel("step")
+        acc_ax.set_ylabel("accuracy")
+        acc_ax.set_ylim(0, 1)
+        acc_ax.legend()
+        acc_ax.grid(alpha=0.3)
     if train:
         ax.plot(*zip(*train), label="train loss")
     if val:

@@ -148,6 +148,23 @@ def load_model(plan):
     return model
 
 
+def check_target_modules(model, targets: list[str]) -> None:
+    """Each LoRA target must name modules of this model (PEFT fails only when none match, with a traceback, and
+    silently adapts nothing for a misspelt one among others)."""
+    if targets == ["all-linear"]:
+        return
+    import torch
+
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in names})
+        raise SftkitError(
+            f"model.target_modules: {missing} match no linear layer of {model.config.model_type} (its linear layers: "
+            f"{', '.join(leaves)}). Use some of those names, or all-linear."
+        )
+
+
 def lora_config(rank: int, alpha: int, dropout: float, target_modules: list[str]):
     from peft import LoraConfig
 

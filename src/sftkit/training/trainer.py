@@ -34,12 +34,15 @@ from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 
 
 class SftkitTrainer(SFTTrainer):
-    def __init__(self, *args, plan, train_lengths, data_identity: dict, sequence_parallel=None, **kwargs):
+    def __init__(
+        self, *args, plan, train_lengths, data_identity: dict, sequence_parallel=None, accuracy=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.plan = plan
         self.train_lengths = train_lengths  # numpy array: example lengths of the training set
         self.data_identity = data_identity  # fingerprint of the training examples (recorded in train_state.pt)
         self.sp = sequence_parallel  # ulysses.Group or None
+        self.accuracy = accuracy  # accuracy.AccuracyProbe or None (eval_accuracy_samples)
         self.filler = loader.Examples(self.train_dataset).filler
         self.counter = StepCounter()
         self.peak_flops = peak_flops()
@@ -185,6 +188,8 @@ class SftkitTrainer(SFTTrainer):
         if dist.distributed():
             torch.distributed.all_reduce(totals)
         metrics = {f"{metric_key_prefix}_loss": (totals[0] / totals[1].clamp(min=1)).item()}
+        if self.accuracy is not None:
+            metrics[f"{metric_key_prefix}_accuracy"] = self.accuracy(self)
         return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=samples)
 
     def evaluate(self, *args, **kwargs):

@@ -54,7 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     if kind == "full":  # the seed's full script has no LoRA
         env.pop("LORA_RANK", None)
         env.pop("LORA_ALPHA", None)
-    nproc = int(env["NPROC_PER_NODE"])
+    try:
+        nproc = int(env["NPROC_PER_NODE"])
+    except ValueError:
+        raise SftkitError(
+            f"NPROC_PER_NODE={env['NPROC_PER_NODE']!r} is not a number of processes; use e.g. NPROC_PER_NODE=8"
+        ) from None
+    if nproc < 1:
+        raise SftkitError(f"NPROC_PER_NODE={nproc}: give 1 or more processes")
     cmd = launch_command(kind, nproc) + rest
     print("+ " + " ".join(cmd), flush=True)
     return subprocess.call(cmd, env=env)
