@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +17,7 @@ from sftkit.data import prepare
 from sftkit.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 def make_assets(base: Path) -> dict[str, Path]:
@@ -66,3 +71,26 @@ def assert_same_state(a: dict, b: dict, atol: float = 1e-6) -> None:
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(kind: str, args: list[str], nproc: int = 2, expect: int = 0, module: str = "sftkit.train", env=None):
+    """Run a training as users launch it: `single` (python -m), `accelerate` (cpu_ddp.yaml) or `torchrun`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
+    port = ["--main_process_port" if kind == "accelerate" else "--master_port", str(free_port())]
+    if kind == "accelerate":
+        config = str(ROOT / "accelerate_configs/cpu_ddp.yaml")
+        cmd = [str(BIN / "accelerate"), "launch", "--config_file", config, "--num_processes", str(nproc), *port]
+    elif kind == "torchrun":
+        cmd = [str(BIN / "torchrun"), "--nproc_per_node", str(nproc), *port]
+    else:
+        cmd = [sys.executable]
+    cmd += ["-m", module, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc

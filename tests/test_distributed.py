@@ -6,61 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from _train_utils import ROOT, losses, make_assets, overrides
+from _train_utils import ROOT, launch, losses, make_assets, overrides
 from sftkit.checkpoint import state as ckpt_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     return make_assets(tmp_path_factory.mktemp("dist-assets"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(kind: str, args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    if kind == "accelerate":
-        cmd = [
-            str(BIN / "accelerate"),
-            "launch",
-            "--config_file",
-            str(ROOT / "accelerate_configs/cpu_ddp.yaml"),
-            "--main_process_port",
-            str(free_port()),
-            "-m",
-            "sftkit.train",
-            *args,
-        ]
-    elif kind == "torchrun":
-        cmd = [
-            str(BIN / "torchrun"),
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(free_port()),
-            "-m",
-            "sftkit.train",
-            *args,
-        ]
-    else:
-        cmd = [sys.executable, "-m", "sftkit.train", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def common(assets, out, **extra):
