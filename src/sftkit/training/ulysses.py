@@ -13,7 +13,7 @@ rank that holds it, and the loss (TRL's, over `shift_labels`) is the token mean 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -80,7 +80,6 @@ class Group:
     kernel: str  # the attention kernel that runs on the whole sequences
     pad_id: int
     active: bool = False
-    _mask_cache: dict = field(default_factory=dict)
 
     @contextlib.contextmanager
     def running(self):
@@ -89,7 +88,6 @@ class Group:
             yield
         finally:
             self.active = False
-            self._mask_cache.clear()
 
     def slice(self, batch: dict) -> dict:
         """A padding-free batch (one row) -> this rank's slice; labels shifted first (`shift_labels`), boundaries of
@@ -115,15 +113,21 @@ class Group:
             "max_length_k": int(cu.diff().max()),
         }
 
-    def causal_document_mask(self, cu: torch.Tensor, device) -> torch.Tensor:
-        """[1, 1, T, T] boolean: causal within each packed sequence (for sdpa), built once per micro-batch."""
-        key = (cu.data_ptr(), int(cu[-1]))
-        if key not in self._mask_cache:
-            doc = torch.repeat_interleave(torch.arange(len(cu) - 1), cu.diff().long()).to(device)
-            t = doc.shape[0]
-            causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
-            self._mask_cache = {key: (causal & (doc[:, None] == doc[None, :]))[None, None]}
-        return self._mask_cache[key]
+
+def causal_per_document(q, k, v, cu, dropout: float, scaling) -> torch.Tensor:
+    """sdpa on each packed sequence with is_causal (no T x T mask: memory grows with the longest sequence, not the
+    row); [B, H, T, D] in, [B, T, H, D] out."""
+    groups = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    bounds = cu.tolist()
+    parts = [
+        torch.nn.functional.scaled_dot_product_attention(
+            q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], is_causal=True, dropout_p=dropout, scale=scaling
+        )
+        for s, e in zip(bounds[:-1], bounds[1:])
+        if e > s
+    ]
+    return torch.cat(parts, dim=2).transpose(1, 2)
 
 
 _GROUP: Group | None = None
@@ -144,12 +148,7 @@ def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     q, k, v = (seq_to_heads(x, g.sp, g.group) for x in (query, key, value))
     cu = kwargs["cu_seq_lens_q"]
     if g.kernel == "sdpa":
-        groups = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        mask = g.causal_document_mask(cu, q.device)
-        out = torch.nn.functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=dropout if module.training else 0.0, scale=scaling
-        ).transpose(1, 2)
+        out = causal_per_document(q, k, v, cu, dropout if module.training else 0.0, scaling)
     else:  # flash_attention_2 / flex_attention read the whole-row boundaries from the kwargs
         kwargs = {**kwargs, "position_ids": None}
         out, _ = ALL_ATTENTION_FUNCTIONS[g.kernel](module, q, k, v, None, dropout=dropout, scaling=scaling, **kwargs)
