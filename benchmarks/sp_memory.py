@@ -110,18 +110,12 @@ def main() -> None:
         if line is None:
             sys.exit(out.stdout[-2000:] + out.stderr[-2000:])
         results[name] = json.loads(line[7:])
-    print(
-        f"model: hidden {args.hidden}, {args.layers} layers, fp32, one packed row of 8 sequences, forward + backward"
-    )
-    print(
-        "| tokens | sp=1 (transformers' packed sdpa) | sp=1 (per-sequence sdpa) | sp=2, per rank | sp=2 / sp=1 per-seq |"
-    )
-    print("|---|---|---|---|---|")
+    print(f"model: hidden {args.hidden}, {args.layers} layers, fp32, one packed row of 8 sequences, fwd + bwd")
+    head = ["tokens", "sp=1 (transformers' packed sdpa)", "sp=1 (per-sequence sdpa)", "sp=2, per rank", "ratio"]
+    print("| " + " | ".join(head) + " |\n" + "|---" * len(head) + "|")
     for a, d, b in zip(results["sp1"], results["sp1-doc"], results["sp2"]):
-        ratio = b["peak_mib"] / d["peak_mib"]
-        print(
-            f"| {a['length']} | {a['peak_mib']:.0f} MiB | {d['peak_mib']:.0f} MiB | {b['peak_mib']:.0f} MiB | {ratio:.2f} |"
-        )
+        cells = [a["length"], *(f"{r['peak_mib']:.0f} MiB" for r in (a, d, b)), f"{b['peak_mib'] / d['peak_mib']:.2f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
 
 
 if __name__ == "__main__":
