@@ -23,7 +23,7 @@ LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs
 # The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
 TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
 
-.PHONY: install demo test tiny prepare train lora bench lint clean eval round
+.PHONY: install demo test tiny prepare train lora bench bench-data bench-sp lint clean eval round
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -104,6 +104,15 @@ runs/bench-model/config.json: $(BIN)/.installed
 
 bench: $(BIN)/.installed runs/bench-model/config.json
 	$(BIN)/python benchmarks/bench.py --model $(CURDIR)/runs/bench-model --rounds 2 --steps 20 $(ARGS)
+
+# 10^5 and 10^6 rows made from the bundled sample through prepare, filter and the training-set build (rows/s, peak
+# memory), and a 1-step training on 200k rows twice (cold / warm cache): appended to benchmarks/RESULTS.md.
+bench-data: $(BIN)/.installed
+	$(BIN)/python benchmarks/data_bench.py --results benchmarks/RESULTS.md $(ARGS)
+
+# Peak memory per rank against sequence length, without and with Ulysses sequence parallelism (2 processes).
+bench-sp: $(BIN)/.installed
+	$(BIN)/python benchmarks/sp_memory.py $(ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests scripts benchmarks sft evaluation

@@ -98,8 +98,9 @@ class DataArguments:
     max_token_len_per_gpu: int | None = field(
         default=None,
         metadata={
-            "help": "Token budget per micro-batch (padded tokens); with use_dynamic_bsz=true micro-batches "
-            "are formed by this budget instead of a fixed count."
+            "help": "Token budget per micro-batch and process (padding included; the sum of lengths when "
+            "padding-free); with use_dynamic_bsz=true each step's train_batch_size sequences are cut into "
+            "micro-batches by this budget instead of a fixed count."
         },
     )
     use_dynamic_bsz: bool = field(default=False, metadata={"help": "Token-budget micro-batches (see above)."})
@@ -107,8 +108,9 @@ class DataArguments:
         default=None,
         metadata={
             "help": "Padding-free batches: sequences concatenated into one row, positions restarting per sequence, "
-            "attention kept within each sequence. Default: on with flash attention (varlen kernel), off otherwise "
-            "(SDPA then needs a block mask, slower than length-grouped padded batches)."
+            "attention kept within each sequence. Default: on with flash attention (varlen kernel) and with "
+            "sequence parallelism (required there), off otherwise (SDPA then needs a block mask, slower than "
+            "length-grouped padded batches)."
         },
     )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})

@@ -1,8 +1,10 @@
 """The tokenized-examples cache: one folder per examples key, built once, opened memory-mapped by everyone.
 
     CACHE_DIR/examples-<key>/
-        dataset/        datasets.save_to_disk: input_ids, labels, length, trained (int32), memory-mapped on load
+        examples.arrow  input_ids, labels, length, trained (int32): an Arrow stream, memory-mapped on load
+                        (datasets.Dataset.from_file)
         report.json     the build's bad-row and truncation report (printed again on every cache hit)
+    CACHE_DIR/builds.log  one line per build: key, host, pid, seconds
 
 CACHE_DIR is `data.cache_dir`, else $SFTKIT_CACHE_DIR, else $XDG_CACHE_HOME/sftkit or ~/.cache/sftkit. A folder is
 built in `.tmp-examples-<key>-<pid>` and renamed into place when complete: an interrupted build leaves no folder
@@ -16,6 +18,8 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from sftkit.errors import SftkitError
 
 SHOW = 5
 COLUMNS = ("input_ids", "labels", "length", "trained")
+FILE = "examples.arrow"
 
 
 def default_dir() -> Path:
@@ -44,7 +49,7 @@ def is_complete(path: Path) -> bool:
         examples = json.loads((path / "report.json").read_text()).get("examples_kept", 0)
     except (OSError, ValueError):
         return False
-    return examples == 0 or (path / "dataset" / "dataset_info.json").is_file()
+    return examples == 0 or (path / FILE).is_file()
 
 
 def cores() -> int:
@@ -52,9 +57,11 @@ def cores() -> int:
 
 
 def ensure(path: Path, rebuild: bool, build) -> bool:
-    """Build `path` with `build(tmp)` unless it is complete (or `rebuild`). True when this call built it."""
+    """Build `path` with `build(tmp)` unless it is complete (or `rebuild`). True when this call built it. Each
+    build is recorded in CACHE_DIR/builds.log (key, host, pid, seconds): who tokenized what, and how often."""
     if is_complete(path) and not rebuild:
         return False
+    start = time.time()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -68,8 +75,6 @@ def ensure(path: Path, rebuild: bool, build) -> bool:
     try:
         report = build(tmp)
         (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        for scratch in ("rows", "encoded"):
-            shutil.rmtree(tmp / scratch, ignore_errors=True)
         if path.exists() and (rebuild or not is_complete(path)):
             shutil.rmtree(path)
         try:
@@ -79,6 +84,14 @@ def ensure(path: Path, rebuild: bool, build) -> bool:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    entry = {
+        "key": path.name,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "seconds": round(time.time() - start, 3),
+    }
+    with open(path.parent / "builds.log", "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
     return True
 
 
@@ -96,54 +109,47 @@ def quiet():
             ds_logging.enable_progress_bar()
 
 
-def from_generator(dataset_cls, generator, tmp: Path, features, files, settings: dict, report: RowReport, verbose):
-    """The rows streamed into an Arrow table under tmp/rows (datasets' generator builder), in this process."""
-    kwargs = {"files": files, "prompt_key": settings["prompt_key"], "response_key": settings["response_key"],
-              "report": report, "verbose": verbose}  # fmt: skip
-    try:
-        return dataset_cls.from_generator(
-            generator, features=features, cache_dir=str(tmp / "rows"), gen_kwargs=kwargs, fingerprint=tmp.name
-        )
-    except Exception as exc:  # datasets wraps what the generator raised (our SftkitError) in its own error
-        cause = exc
-        while cause is not None and not isinstance(cause, SftkitError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is not None:
-            raise cause from None
-        if report.rows_ok == 0:  # nothing to write: datasets fails on an empty generator
-            return None
-        raise
+class ExamplesWriter:
+    """Encoded batches -> the kept examples appended to `examples.arrow` (Arrow IPC stream, opened memory-mapped by
+    `datasets.Dataset.from_file`), and the build's counts: only the rejected rows of a batch become Python objects,
+    so memory does not grow with the number of rows."""
 
+    def __init__(self, folder: Path):
+        self.path, self.writer = folder / FILE, None
+        self.counts: Counter = Counter()
+        self.truncated, self.bad_examples, self.dropped_ids, self.too_long = 0, [], [], None
 
-def save_examples(examples, tmp: Path, report: RowReport) -> dict:
-    """The good examples -> tmp/dataset; the report (reading + building) -> a JSON-ready dict."""
-    import numpy as np
-    import pyarrow.compute as pc
-    from datasets import Sequence, Value
+    def add(self, table) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-    out = _report_dict(report)
-    if examples is None:  # no usable row at all
+        ok = pc.equal(table["status"], "ok")
+        self.counts.update({k.as_py(): v.as_py() for k, v in zip(*pc.value_counts(table["status"]).flatten())})
+        self.truncated += pc.sum(table["truncated"]).as_py() or 0
+        for row in table.filter(pc.invert(ok)).select(["id", "where", "status", "reason"]).to_pylist():
+            if row["status"] == "dropped":
+                self.dropped_ids += [row["id"]][: SHOW - len(self.dropped_ids)]
+            elif row["status"] == "too long":
+                self.too_long = self.too_long or [row["where"], row["reason"]]
+            elif len(self.bad_examples) < SHOW:
+                self.bad_examples.append([row["where"], row["reason"]])
+        good = table.filter(ok).select(list(COLUMNS))
+        self.writer = self.writer or pa.ipc.new_stream(str(self.path), good.schema)
+        self.writer.write_table(good)
+
+    def close(self, report: RowReport) -> dict:
+        """The report (reading + building), JSON-ready."""
+        if self.writer is not None:
+            self.writer.close()
+        out = _report_dict(report)
+        bad = {k: v for k, v in self.counts.items() if k not in ("ok", "dropped", "too long")}
+        out["rows_ok"] -= sum(bad.values())
+        out["bad"] = dict(Counter(out["bad"]) + Counter(bad))
+        out["examples"] = (out["examples"] + self.bad_examples)[:SHOW]
+        out["truncation"] = {"truncated": self.truncated, "dropped": self.counts.get("dropped", 0),
+                             "dropped_ids": self.dropped_ids, "too_long": self.too_long}  # fmt: skip
+        out["examples_kept"] = self.counts.get("ok", 0)
         return out
-    status = examples.data.column("status")
-    counts = Counter({k.as_py(): v.as_py() for k, v in zip(*pc.value_counts(status).flatten())})
-    bad = {k: v for k, v in counts.items() if k not in ("ok", "dropped", "too long")}
-    ok = pc.equal(status, "ok").to_numpy(zero_copy_only=False)
-    not_ok = np.flatnonzero(~ok)[:2000]  # enough to show the first few of each kind
-    firsts = examples.select(not_ok).select_columns(["id", "where", "status", "reason"]).to_list()
-    out["rows_ok"] -= sum(bad.values())
-    out["bad"] = dict(Counter(out["bad"]) + Counter(bad))
-    out["examples"] += [[r["where"], r["reason"]] for r in firsts if r["status"] in bad][: SHOW - len(out["examples"])]
-    dropped = [r["id"] for r in firsts if r["status"] == "dropped"]
-    too_long = next(([r["where"], r["reason"]] for r in firsts if r["status"] == "too long"), None)
-    truncated = pc.sum(examples.data.column("truncated")).as_py() or 0
-    out["truncation"] = {"truncated": truncated, "dropped": counts.get("dropped", 0),
-                         "dropped_ids": dropped[:SHOW], "too_long": too_long}  # fmt: skip
-    out["examples_kept"] = int(ok.sum())
-    if out["examples_kept"]:
-        good = examples.select(np.flatnonzero(ok)).select_columns(list(COLUMNS))
-        good = good.cast_column("input_ids", Sequence(Value("int32"))).cast_column("labels", Sequence(Value("int32")))
-        good.save_to_disk(str(tmp / "dataset"))
-    return out
 
 
 def _report_dict(report: RowReport) -> dict:
@@ -160,7 +166,7 @@ def _report_dict(report: RowReport) -> dict:
 
 def open_split(path: Path, key: str, digest: str, seconds: float | None):
     """The Split stored in `path` (memory-mapped)."""
-    from datasets import Dataset, load_from_disk
+    from datasets import Dataset
 
     from sftkit.data.dataset import Split, TruncationStats
 
@@ -170,6 +176,6 @@ def open_split(path: Path, key: str, digest: str, seconds: float | None):
     report.columns = Counter(saved["columns"])
     t = saved["truncation"]
     stats = TruncationStats(t["truncated"], t["dropped"], t["dropped_ids"], t["too_long"])
-    data = path / "dataset"
-    dataset = load_from_disk(str(data)) if data.is_dir() else Dataset.from_dict({c: [] for c in COLUMNS})
+    kept = saved.get("examples_kept", 0)
+    dataset = Dataset.from_file(str(path / FILE)) if kept else Dataset.from_dict({c: [] for c in COLUMNS})
     return Split(dataset, report, stats, key, digest, seconds, path)

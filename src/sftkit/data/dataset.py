@@ -1,12 +1,12 @@
 """Training/validation files -> tokenized examples (`input_ids`, `labels`, `length`, `trained`), memory-mapped.
 
 Path of the data: files (Parquet from `prepare`/`filter`, or JSONL) are streamed row by row (bad rows counted and
-shown with `file:line`, never kept in Python lists) into an Arrow table on disk (`datasets.Dataset.from_generator`);
-`Dataset.map(batched=True, num_proc=...)` then builds the examples on the machine's cores (labels.py); the
-examples are saved once under the cache folder, keyed by `fingerprint.examples_key` (files' content, keys,
-tokenizer and template, max_length, truncation), and every later run and every other process opens them
-memory-mapped (`load_from_disk`). The bad-row and truncation report is stored with them, so a cache hit prints
-exactly what the build printed. See cache.py for the folder and who builds it.
+shown with `file:line`, never kept in Python lists), in batches, to worker processes that build the examples
+(labels.py; encode_pool.py) into an Arrow file; the kept examples are saved once under the cache folder
+(`datasets.Dataset.save_to_disk`), keyed by `fingerprint.examples_key` (files' content, keys, tokenizer and
+template, max_length, truncation), and every later run and every other process opens them memory-mapped
+(`load_from_disk`). The bad-row and truncation report is stored with them, so a cache hit prints exactly what the
+build printed. See cache.py for the folder and who builds it.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 
 from sftkit.data import cache
 from sftkit.data.fingerprint import examples_key, files_digest, tokenizer_digest
-from sftkit.data.labels import Encoder, Rejected
+from sftkit.data.labels import IGNORE, Encoder, Rejected
 from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
 from sftkit.errors import SftkitError
 
 BATCH = 1000  # rows per map() call and Arrow write
-PARALLEL_FROM = 20_000  # rows: below this, starting worker processes costs more than it saves
+PARALLEL_FROM_BYTES = 8 << 20  # input files smaller than this are encoded in this process (forking costs more)
 OK = "ok"
 
 
@@ -119,19 +119,30 @@ def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: R
                    "prompt": row[prompt_key], "response": row[r_key]}  # fmt: skip
 
 
-def encode_columns(batch: dict, encoder: Encoder, max_length: int | None, truncation: str) -> dict:
-    """A batch of rows -> example columns, with `status` ("ok", "dropped" or a bad-row kind) and `reason`."""
-    out = {"input_ids": [], "labels": [], "length": [], "trained": [], "truncated": [], "status": [], "reason": []}
+def encode_columns(batch: dict, encoder: Encoder, max_length: int | None, truncation: str):
+    """A batch of rows -> an Arrow table of examples, with `status` ("ok", "dropped", "too long" or a bad-row kind)
+    and `reason`. (Arrow arrays built here in one C++ conversion each: datasets would otherwise convert every
+    list of ids row by row.)"""
+    import pyarrow as pa
+
+    ids, labels, length, trained, truncated, status, reason = [], [], [], [], [], [], []
     for ex in encoder.encode_batch(batch["prompt"], batch["response"], max_length, truncation, batch["id"]):
         rejected = isinstance(ex, Rejected)
-        out["input_ids"].append([] if rejected else ex.input_ids)
-        out["labels"].append([] if rejected else ex.labels)
-        out["length"].append(0 if rejected else len(ex.input_ids))
-        out["trained"].append(0 if rejected else sum(1 for x in ex.labels if x != -100))
-        out["truncated"].append(False if rejected else ex.truncated)
-        out["status"].append(ex.kind if rejected else OK)
-        out["reason"].append(ex.reason if rejected else "")
-    return out
+        ids.append([] if rejected else ex.input_ids)
+        labels.append([] if rejected else ex.labels)
+        length.append(0 if rejected else len(ex.input_ids))
+        trained.append(0 if rejected else len(ex.labels) - ex.labels.count(IGNORE))
+        truncated.append(False if rejected else ex.truncated)
+        status.append(ex.kind if rejected else OK)
+        reason.append(ex.reason if rejected else "")
+    ids_type = pa.list_(pa.int32())
+    return pa.table({
+        "id": pa.array(batch["id"], pa.string()), "where": pa.array(batch["where"], pa.string()),
+        "input_ids": pa.array(ids, ids_type), "labels": pa.array(labels, ids_type),
+        "length": pa.array(length, pa.int32()), "trained": pa.array(trained, pa.int32()),
+        "truncated": pa.array(truncated, pa.bool_()), "status": pa.array(status, pa.string()),
+        "reason": pa.array(reason, pa.string()),
+    })  # fmt: skip
 
 
 def build_dataset(
@@ -167,25 +178,21 @@ def build_dataset(
 
 
 def _build(tmp: Path, files, encoder, settings: dict, report: RowReport, num_proc: int | None, verbose: bool) -> dict:
-    """Rows -> Arrow -> examples, written into `tmp`; returns the report to store beside them."""
-    from datasets import Dataset, Features, Value
+    """Rows (streamed, checked here) -> examples (encoded on the machine's cores) -> tmp/examples.arrow; returns the
+    report to store beside them."""
+    from sftkit.data.encode_pool import batches_of, encoded_tables
 
-    features = Features({k: Value("string") for k in ("id", "where", "prompt", "response")})
-    rows = cache.from_generator(Dataset, stream_rows, tmp, features, files, settings, report, verbose)
-    if rows is None:
-        return cache.save_examples(None, tmp, report)
-    workers = num_proc if num_proc is not None else (cache.cores() if len(rows) >= PARALLEL_FROM else None)
-    examples = rows.map(
-        encode_columns,
-        batched=True,
-        batch_size=BATCH,
-        num_proc=workers if workers and workers > 1 else None,
-        fn_kwargs={"encoder": encoder, "max_length": settings["max_length"], "truncation": settings["truncation"]},
-        remove_columns=["prompt", "response"],
-        cache_file_name=str(tmp / "encoded" / "examples.arrow"),
-        desc="tokenizing",
-    )
-    return cache.save_examples(examples, tmp, report)
+    rows = stream_rows(files, settings["prompt_key"], settings["response_key"], report, verbose)
+    size = sum(f.stat().st_size for f in files)
+    workers = num_proc if num_proc is not None else (cache.cores() if size >= PARALLEL_FROM_BYTES else 1)
+    writer = cache.ExamplesWriter(tmp)
+    try:
+        for table in encoded_tables(batches_of(rows, BATCH), encoder, settings["max_length"], settings["truncation"],
+                                    workers):  # fmt: skip
+            writer.add(table)
+    finally:
+        built = writer.close(report)
+    return built
 
 
 def _why_no_row(report: RowReport) -> str:

@@ -2,10 +2,14 @@
 stop at the next optimizer-step boundary, save `global_step_N` and exit with EXIT_PREEMPTED; `auto` resume then
 continues from step N. The signal may reach only some ranks (or reach them at different moments): the ranks agree
 at every step boundary (one small all-reduce), so all of them stop at the same step.
+
+A launcher may also ask by creating the file named by $SFTKIT_STOP_FILE (scripts/launch.slurm does, on SLURM's
+early warning signal): launchers in between (torchrun's agent) need not pass any signal on.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,6 +28,7 @@ class StopRequest:
     def __init__(self):
         self.received: int | None = None
         self.previous: dict[int, object] = {}
+        self.stop_file = os.environ.get("SFTKIT_STOP_FILE") or None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -43,7 +48,10 @@ class StopRequest:
         self.received = signum
 
     def agreed(self, device) -> bool:
-        """True on every rank as soon as any rank received a signal."""
+        """True on every rank as soon as any rank received a signal (or sees the stop file)."""
+        if self.received is None and self.stop_file and os.path.exists(self.stop_file):
+            print(f"\n{self.stop_file} exists: stopping after this optimizer step and saving", file=sys.stderr)
+            self.received = 0
         flag = torch.tensor(1 if self.received is not None else 0, device=device)
         if dist.distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)

@@ -1,0 +1,66 @@
+"""Building examples on all the machine's cores: the rows are read (and checked) in this process, in batches; the
+batches are encoded (labels.py) by forked worker processes; the Arrow tables come back in order.
+
+Why not `datasets.Dataset.map(num_proc=...)`: measured on 100k rows with the real Qwen vocabulary, 2 processes were
+no faster than 1 (17 s vs 17 s) — each job pickles the tokenizer (a 151k-entry vocabulary) with dill, and the rows
+must first be written to an Arrow table of their own. Forked workers inherit the encoder instead; at most
+2 batches per worker are in flight, so memory stays flat however many rows there are.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+_WORKER: tuple | None = None  # (encoder, max_length, truncation), inherited by the forked workers
+
+
+def _init(encoder, max_length, truncation) -> None:
+    global _WORKER
+    _WORKER = (encoder, max_length, truncation)
+
+
+def _encode(batch: dict):
+    from sftkit.data.dataset import encode_columns
+
+    encoder, max_length, truncation = _WORKER
+    return encode_columns(batch, encoder, max_length, truncation)
+
+
+def batches_of(rows: Iterable[dict], size: int) -> Iterator[dict]:
+    """Row dicts -> column dicts of `size` rows."""
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield {k: [r[k] for r in batch] for k in batch[0]}
+            batch = []
+    if batch:
+        yield {k: [r[k] for r in batch] for k in batch[0]}
+
+
+def encoded_tables(batches: Iterable[dict], encoder, max_length, truncation, workers: int) -> Iterator:
+    """Each batch's examples as an Arrow table, in order; on `workers` forked processes when more than one."""
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        _init(encoder, max_length, truncation)
+        yield from map(_encode, batches)
+        return
+    was = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # in the workers: one thread each, and no fork warning
+    try:
+        pool = mp.get_context("fork").Pool(workers, initializer=_init, initargs=(encoder, max_length, truncation))
+    finally:
+        if was is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = was
+    with pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_encode, (batch,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()

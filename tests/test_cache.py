@@ -1,0 +1,114 @@
+"""The tokenized-examples cache (SPEC §3 Scale): built once per (files' content, tokenizer, template, settings),
+opened memory-mapped by later runs with the same report; one changed row, another template or another max_length
+builds again, nothing else does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sftkit.data import cache
+from sftkit.data.dataset import build_dataset
+from sftkit.data.labels import Encoder
+from sftkit.tiny import build_tokenizer
+
+
+def rows(n: int = 40) -> list[dict]:
+    out = [{"id": i, "prompt": f"What is {i} + {i}?", "generated_solution": f"{i} + {i} = {2 * i}. #### {2 * i}"}
+           for i in range(n)]  # fmt: skip
+    out[3]["generated_solution"] = ""  # a bad row, reported on every open
+    out[5]["prompt"] = "a long prompt " * 100  # dropped by max_length 256
+    return out
+
+
+def write(path: Path, data: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in data))
+    return str(path)
+
+
+def build(path, tmp_path, tokenizer=None, max_length=256, **kw):
+    encoder = Encoder(tokenizer or build_tokenizer("qwen2.5"))
+    return build_dataset([path], encoder, "prompt", "generated_solution", max_length, "right",
+                         cache_dir=tmp_path / "cache", **kw)  # fmt: skip
+
+
+def builds(tmp_path) -> list[dict]:
+    log = tmp_path / "cache" / "builds.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_second_open_is_a_cache_hit_with_the_same_report_and_examples(tmp_path, capsys):
+    path = write(tmp_path / "data.jsonl", rows())
+    first = build(path, tmp_path)
+    out_first = capsys.readouterr().out
+    second = build(path, tmp_path)
+    out_second = capsys.readouterr().out
+    assert first.seconds is not None and second.seconds is None  # built, then opened
+    assert len(builds(tmp_path)) == 1
+    assert out_first == out_second and "data.jsonl:4" in out_first and "1 dropped" in out_first
+    assert second.report.bad == first.report.bad and second.stats.dropped_ids == first.stats.dropped_ids == ["5"]
+    assert second.dataset["input_ids"] == first.dataset["input_ids"]
+    assert second.path == first.path and cache.is_complete(second.path)
+    assert second.dataset.cache_files and second.dataset.cache_files[0]["filename"].startswith(str(second.path))
+
+
+def test_what_builds_again_and_what_does_not(tmp_path):
+    data = rows()
+    path = write(tmp_path / "data.jsonl", data)
+    key = build(path, tmp_path).key
+    # the same content under another name and folder: the same examples
+    moved = tmp_path / "elsewhere" / "renamed.jsonl"
+    moved.parent.mkdir()
+    shutil.copy(path, moved)
+    assert build(str(moved), tmp_path).key == key and len(builds(tmp_path)) == 1
+    # one row changed (same file name): built again
+    data[7]["generated_solution"] += " Checked."
+    write(tmp_path / "data.jsonl", data)
+    changed = build(path, tmp_path)
+    assert changed.key != key and changed.seconds is not None and len(builds(tmp_path)) == 2
+    # another chat template: built again
+    tok = build_tokenizer("qwen2.5")
+    tok.chat_template = build_tokenizer("chatml").chat_template
+    assert build(path, tmp_path, tokenizer=tok).key not in (key, changed.key) and len(builds(tmp_path)) == 3
+    # another max_length: built again; the same again: opened
+    assert build(path, tmp_path, max_length=300).seconds is not None and len(builds(tmp_path)) == 4
+    assert build(path, tmp_path, max_length=300).seconds is None and len(builds(tmp_path)) == 4
+    # and on request
+    assert build(path, tmp_path, max_length=300, rebuild=True).seconds is not None and len(builds(tmp_path)) == 5
+
+
+def test_parallel_build_equals_the_one_process_build(tmp_path):
+    path = write(tmp_path / "data.jsonl", rows(3000))
+    one = build(path, tmp_path / "one", num_proc=1)
+    two = build(path, tmp_path / "two", num_proc=2)
+    assert one.key == two.key and len(one) == len(two) == 2999 - 1  # 1 bad row, 1 dropped
+    assert one.dataset["input_ids"] == two.dataset["input_ids"]
+    assert one.dataset["labels"] == two.dataset["labels"]
+    assert (one.report.bad, one.stats.dropped_ids) == (two.report.bad, two.stats.dropped_ids)
+
+
+def test_interrupted_build_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch):
+    path = write(tmp_path / "data.jsonl", rows())
+    from sftkit.data import dataset
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset, "encode_columns", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build(path, tmp_path, num_proc=1)
+    monkeypatch.undo()
+    assert not list((tmp_path / "cache").glob(".tmp-*")) and not list((tmp_path / "cache").glob("examples-*"))
+    assert build(path, tmp_path).seconds is not None  # built on the next run
+
+
+def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
+    from sftkit.errors import SftkitError
+
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    path = write(tmp_path / "data.jsonl", rows())
+    with pytest.raises(SftkitError, match="cache folder .* data.cache_dir"):
+        build(path, tmp_path)
