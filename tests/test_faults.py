@@ -81,7 +81,8 @@ def test_export_never_replaces_a_run_or_other_files(finished, tmp_path):
 LOCK_HOLDER = """
 import sys, time
 from sftkit.checkpoint.lock import RunLock
-RunLock(sys.argv[1]).acquire()
+lock = RunLock(sys.argv[1])
+lock.acquire()
 print("locked", flush=True)
 time.sleep(120)
 """

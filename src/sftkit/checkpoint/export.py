@@ -77,6 +77,12 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
         if output.exists():
             shutil.rmtree(output)
         tmp.rename(output)
+    except SftkitError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as exc:  # a full disk: OSError from torch, SafetensorError from safetensors
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SftkitError(f"could not write the export {output}: {type(exc).__name__}: {exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -78,7 +78,7 @@ def export_final(path: Path, merge_lora: bool) -> Path:
     final = path / layout.HF_DIR
     try:
         return export_checkpoint(path, final, merge_lora, overwrite=True)
-    except (OSError, SftkitError) as exc:
+    except Exception as exc:  # a full disk raises OSError from torch, SafetensorError from safetensors, ...
         shutil.rmtree(path / f".tmp-{layout.HF_DIR}", ignore_errors=True)
         raise SftkitError(
             f"the Hugging Face export into {final} failed ({exc}). The checkpoint {path} itself is complete and "

@@ -62,13 +62,20 @@ def trained_state_dict(model, lora: bool) -> dict:
     return sd
 
 
-def tensor_bytes(obj) -> int:
+def tensor_bytes(obj, seen: set | None = None) -> int:
+    """Bytes torch.save writes for the tensors in `obj`: a storage shared by several entries (tied embeddings)
+    counts once, as it is written once."""
+    seen = set() if seen is None else seen
     if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
+        key = (obj.untyped_storage().data_ptr(), obj.device.type)
+        if key in seen:
+            return 0
+        seen.add(key)
+        return obj.untyped_storage().nbytes()
     if isinstance(obj, dict):
-        return sum(tensor_bytes(v) for v in obj.values())
+        return sum(tensor_bytes(v, seen) for v in obj.values())
     if isinstance(obj, list | tuple):
-        return sum(tensor_bytes(v) for v in obj)
+        return sum(tensor_bytes(v, seen) for v in obj)
     return 0
 
 

@@ -191,8 +191,10 @@ def check_choices(parser, values: dict[str, tuple[Any, str]]) -> None:
 
 def _name_the_origin(message: str, values: dict[str, tuple[Any, str]]) -> str:
     """argparse names `--per_device_train_batch_size`; say where the user set it (e.g. `env BATCH_SIZE`)."""
+    import re
+
     for name, (_, origin) in values.items():
-        if f"--{name} " in message or message.endswith(f"--{name}") or f"--{name}:" in message:
+        if re.search(rf"--{re.escape(name)}\b", message):
             return f"{message} (set by {origin})"
     return message
 
