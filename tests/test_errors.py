@@ -22,7 +22,8 @@ def assets(tmp_path_factory):
     return make_assets(tmp_path_factory.mktemp("err-assets"))
 
 
-def sftkit(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+def sftkit_process(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    """The real command in its own process (exit code, no traceback on stderr)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "sftkit", *map(str, args)],
@@ -34,6 +35,25 @@ def sftkit(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture
+def sftkit(monkeypatch, capsys):
+    """The command in this process (what `sftkit` does after parsing argv): the message and exit code, without a
+    process start per case. An unexpected exception (a traceback for a user) fails the test."""
+    from sftkit import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def run(*args, env=None) -> subprocess.CompletedProcess:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
+
+
 def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -42,29 +62,29 @@ def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in proc.stderr, (needle, proc.stderr[-2000:])
 
 
-def test_missing_data_file(assets, tmp_path):
-    proc = sftkit("train", *overrides(assets, tmp_path / "o", train_files=f"[{tmp_path / 'nope.parquet'}]"))
+def test_missing_data_file_in_a_real_process(assets, tmp_path):
+    proc = sftkit_process("train", *overrides(assets, tmp_path / "o", train_files=f"[{tmp_path / 'nope.parquet'}]"))
     assert_user_error(proc, "nope.parquet", "file not found")
 
 
-def test_missing_column_lists_the_columns_found(assets, tmp_path):
+def test_missing_column_lists_the_columns_found(assets, tmp_path, sftkit):
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"question": ["q"], "generated_solution": ["a"]}), bad)
     proc = sftkit("train", *overrides(assets, tmp_path / "o", train_files=f"[{bad}]"))
     assert_user_error(proc, "no column 'prompt'", "columns found: question, generated_solution", "data.prompt_key")
 
 
-def test_unknown_key_names_the_closest(assets, tmp_path):
+def test_unknown_key_names_the_closest(assets, tmp_path, sftkit):
     proc = sftkit("train", *overrides(assets, tmp_path / "o"), "optim.lrr=1")
     assert_user_error(proc, "unknown config key 'optim.lrr'", "optim.lr")
 
 
-def test_impossible_batch_sizes(assets, tmp_path):
+def test_impossible_batch_sizes(assets, tmp_path, sftkit):
     proc = sftkit("train", *overrides(assets, tmp_path / "o", train_batch_size=10))
     assert_user_error(proc, "data.train_batch_size=10", "multiple of 4")
 
 
-def test_recipe_that_does_not_parse(tmp_path):
+def test_recipe_that_does_not_parse(tmp_path, sftkit):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model_name_or_path: [unclosed\n")
     assert_user_error(sftkit("train", "--config", recipe), f"recipe {recipe} does not parse")
@@ -73,19 +93,19 @@ def test_recipe_that_does_not_parse(tmp_path):
     assert_user_error(sftkit("train", "--config", tmp_path / "missing.yaml"), "not found")
 
 
-def test_model_path_that_does_not_exist(assets, tmp_path):
+def test_model_path_that_does_not_exist(assets, tmp_path, sftkit):
     proc = sftkit("train", *overrides(assets, tmp_path / "o", model_name_or_path=tmp_path / "no-model"))
     assert_user_error(proc, "does not exist", "sftkit tiny-model")
     proc = sftkit("train", *overrides(assets, tmp_path / "o", model_name_or_path="someorg/not-cached-model"))
     assert_user_error(proc, "someorg/not-cached-model", "offline")
 
 
-def test_flash_attention_requested_but_missing(assets, tmp_path):
+def test_flash_attention_requested_but_missing(assets, tmp_path, sftkit):
     proc = sftkit("train", *overrides(assets, tmp_path / "o"), "model.use_flash_attention=true")
     assert_user_error(proc, "flash-attn is not installed")
 
 
-def test_value_of_the_wrong_type_and_unsupported_options(assets, tmp_path):
+def test_value_of_the_wrong_type_and_unsupported_options(assets, tmp_path, sftkit):
     assert_user_error(sftkit("train", *overrides(assets, tmp_path / "o"), "data.max_length=long"), "max_length")
     assert_user_error(
         sftkit("train", *overrides(assets, tmp_path / "o"), "ulysses_sequence_parallel_size=2"),
@@ -96,7 +116,7 @@ def test_value_of_the_wrong_type_and_unsupported_options(assets, tmp_path):
     )
 
 
-def test_tokenizer_without_eos_or_template(assets, tmp_path):
+def test_tokenizer_without_eos_or_template(assets, tmp_path, sftkit):
     from sftkit.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "m", template="none")
@@ -155,6 +175,7 @@ def test_seed_shim_with_environment_variables(assets, tmp_path):
 
 
 def test_wandb_without_credentials_runs_offline_and_tensorboard(assets, tmp_path):
+    sftkit = sftkit_process
     out = tmp_path / "wb"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
     env.update(HOME=str(tmp_path), WANDB_SILENT="true")

@@ -38,7 +38,24 @@ def finished(assets, tmp_path_factory) -> Path:
     return out
 
 
-def sftkit(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+@pytest.fixture
+def sftkit(monkeypatch, capsys):
+    """The command in this process: message and exit code without a process start per case."""
+    from sftkit import cli
+
+    for var in ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
+
+
+def sftkit_process(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k not in ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE")}
     return subprocess.run([sys.executable, "-m", "sftkit", *map(str, args)], capture_output=True, text=True,
                           env={**environ, **(env or {})}, cwd=cwd or ROOT, timeout=300)  # fmt: skip
@@ -217,7 +234,7 @@ def test_nproc_per_node_that_is_not_a_number():
 
 
 @pytest.mark.slow
-def test_output_dir_that_is_a_file_or_unwritable_fails_before_loading_anything(assets, tmp_path):
+def test_output_dir_that_is_a_file_or_unwritable_fails_before_loading_anything(assets, tmp_path, sftkit):
     (tmp_path / "file").write_text("x")
     start = time.perf_counter()
     proc = sftkit("train", *overrides(assets, tmp_path / "file"))
@@ -229,7 +246,7 @@ def test_output_dir_that_is_a_file_or_unwritable_fails_before_loading_anything(a
 
 
 @pytest.mark.slow
-def test_damaged_checkpoint_files_get_a_message(assets, finished, tmp_path):
+def test_damaged_checkpoint_files_get_a_message(assets, finished, tmp_path, sftkit):
     import shutil
 
     for name, damage in (("model.pt", lambda p: p.write_bytes(p.read_bytes()[:100])),
@@ -243,13 +260,13 @@ def test_damaged_checkpoint_files_get_a_message(assets, finished, tmp_path):
 
 
 @pytest.mark.slow
-def test_lora_target_modules_that_match_nothing(assets, tmp_path):
+def test_lora_target_modules_that_match_nothing(assets, tmp_path, sftkit):
     proc = sftkit("train", *overrides(assets, tmp_path / "o", lora_rank=4, target_modules="[q_proj,qkv_proj]"))
     assert_user_error(proc, "['qkv_proj'] match no linear layer", "q_proj", "v_proj")
 
 
 @pytest.mark.slow
-def test_resume_ignore_mismatch_with_another_model_is_a_message(assets, finished, tmp_path):
+def test_resume_ignore_mismatch_with_another_model_is_a_message(assets, finished, tmp_path, sftkit):
     from sftkit.tiny import write_tiny_model
 
     other = write_tiny_model(tmp_path / "wider", hidden_size=96)
@@ -282,7 +299,7 @@ def test_train_help_is_instant_and_current():
 
 @pytest.mark.slow
 def test_log_files_get_plain_lines(assets, tmp_path):
-    proc = sftkit("train", *overrides(assets, tmp_path / "o", max_steps=3, eval_steps=0, save_steps=0))
+    proc = sftkit_process("train", *overrides(assets, tmp_path / "o", max_steps=3, eval_steps=0, save_steps=0))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\r" not in proc.stdout and "\r" not in proc.stderr  # no progress-bar fragments
     assert "step 3/3" in proc.stdout
