@@ -23,7 +23,7 @@ LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs
 # The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
 TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
 
-.PHONY: install demo test tiny prepare train lora bench bench-data bench-sp lint clean eval round
+.PHONY: install demo test test-extended tiny prepare train lora bench bench-data bench-sp lint clean eval round
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -94,8 +94,13 @@ round: $(BIN)/.installed $(DEMO_CKPT)/train_state.pt $(OUT)/train.parquet
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
+# The default suite (about 4 minutes on 2 cores); `test-extended` adds the long end-to-end and 4-process checks
+# (CI runs both).
 test: $(BIN)/.installed
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not extended" $(PYTEST_ARGS)
+
+test-extended: $(BIN)/.installed
+	$(BIN)/pytest -q -m extended $(PYTEST_ARGS)
 
 # CPU bench model: the tiny tokenizer with a 256-wide, 4-layer body (4M parameters), big enough that compute, not
 # per-step overhead, dominates a step, as it does for real models on GPUs.

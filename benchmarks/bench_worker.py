@@ -3,7 +3,7 @@
     python benchmarks/bench_worker.py {sftkit,trl,loss} SPEC.json OUT.json
 
 SPEC: model (folder), data (JSONL with prompt/generated_solution), steps, batch, max_length, lr, seed, work (folder).
-- `sftkit`: `sftkit.train.run(resolve(recipes/tiny.yaml + overrides))`, the tiny recipe's settings with the
+- `sftkit`: `sftkit.train.run(plan_run(recipes/tiny.yaml + overrides))`, the tiny recipe's settings with the
   benchmark's batch (global = micro: no accumulation, as TRL's default), steps, no checkpoints/validation in between.
 - `trl`: plain `trl.SFTTrainer` on a conversational prompt-completion dataset (`prompt=[user msg]`,
   `completion=[assistant msg]`), SFTConfig defaults except batch, steps, lr, logging_steps=1, max_length, seed,
@@ -89,7 +89,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
 
 
 def run_sftkit(spec: dict, probe: Probe):
-    from sftkit.config.parse import resolve
+    from sftkit.config.plan import plan_run
     from sftkit.train import run
 
     overrides = {
@@ -108,8 +108,8 @@ def run_sftkit(spec: dict, probe: Probe):
         "logger": "console",
         **spec.get("sftkit_overrides", {}),
     }
-    resolved = resolve(str(ROOT / "recipes" / "tiny.yaml"), [f"{k}={v}" for k, v in overrides.items()], environ={})
-    return run(resolved, callbacks=[probe])
+    plan = plan_run(str(ROOT / "recipes" / "tiny.yaml"), [f"{k}={v}" for k, v in overrides.items()], environ={})
+    return run(plan, callbacks=[probe])
 
 
 def trl_dataset(pairs):
@@ -178,7 +178,7 @@ def loss_check(spec: dict) -> dict:
     from sftkit.data.labels import Encoder
 
     tok = AutoTokenizer.from_pretrained(spec["model"])
-    ds, _, _ = build_dataset([spec["data"]], Encoder(tok), "prompt", "generated_solution", spec["max_length"], "right")
+    ds = build_dataset([spec["data"]], Encoder(tok), "prompt", "generated_solution", spec["max_length"], "right").dataset
     ours = [(ds[i]["input_ids"], ds[i]["labels"]) for i in range(spec["batch"])]
     trl_ds = trl_trainer(spec, read_pairs(spec["data"])[: spec["batch"]], 1).train_dataset
     theirs = [(trl_ds[i]["input_ids"], trl_ds[i]["labels"]) for i in range(spec["batch"])]

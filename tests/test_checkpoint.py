@@ -176,7 +176,10 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("point", ["file1", "file2", "file4", "before-latest"])
+@pytest.mark.parametrize(
+    "point", ["file1", pytest.param("file2", marks=pytest.mark.extended),
+              pytest.param("file4", marks=pytest.mark.extended), "before-latest"],
+)  # fmt: skip
 def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(assets, tmp_path, point):
     out = tmp_path / "run"
     script = tmp_path / "killer.py"

@@ -84,6 +84,7 @@ def test_two_processes_match_one_and_resume_across_world_sizes(assets, odd_val, 
         assert d[step] == pytest.approx(b[step], rel=1e-4), step
 
 
+@pytest.mark.extended
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     """scripts/gpu_check.sh --cpu runs the GPU script's code paths that need no CUDA, end to end."""
     results = tmp_path / "RESULTS.md"
@@ -109,6 +110,7 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
         assert check in table
 
 
+@pytest.mark.extended
 def test_two_process_resume_in_a_later_epoch(assets, tmp_path):
     """A resumed later epoch with 2 processes draws that epoch's steps, not epoch 0's."""
     small = tmp_path / "small.parquet"
@@ -123,6 +125,7 @@ def test_two_process_resume_in_a_later_epoch(assets, tmp_path):
         assert b[step] == pytest.approx(a[step], rel=1e-5), step
 
 
+@pytest.mark.extended
 def test_token_budget_steps_match_across_world_sizes(assets, tmp_path):
     """use_dynamic_bsz: the same train_batch_size sequences per step on 1 and 2 processes (the micro-batches differ,
     the loss, a token mean of the step, does not)."""

@@ -65,6 +65,7 @@ def test_sp2_matches_one_process_and_resumes_without_sp(assets, tmp_path):
         assert lr[step] == pytest.approx(lo[step], rel=1e-4), step
 
 
+@pytest.mark.extended
 def test_sp2_times_dp2_on_four_processes_matches_one(assets, tmp_path):
     one, grid = tmp_path / "one", tmp_path / "grid"
     launch("single", args(assets, one, eval_steps=0))
