@@ -20,12 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+_ASSETS: dict[str, Path] = {}
+
+
 def make_assets(base: Path) -> dict[str, Path]:
-    model = tiny.write_tiny_model(base / "tiny-model")
-    data = base / "data"
-    sample = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
-    assert prepare.main([*sample, "--output-dir", str(data), "--val-split", "0.1"]) == 0
-    return {"model": model, "train": data / "train.parquet", "val": data / "val.parquet"}
+    """The tiny model and the bundled sample prepared (540 train / 60 val rows): built on the first call of the
+    session (into `base`), the same folders afterwards. Read-only: copy them to change them."""
+    if not _ASSETS:
+        model = tiny.write_tiny_model(base / "tiny-model")
+        data = base / "data"
+        sample = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
+        assert prepare.main([*sample, "--output-dir", str(data), "--val-split", "0.1"]) == 0
+        _ASSETS.update(model=model, train=data / "train.parquet", val=data / "val.parquet")
+    return dict(_ASSETS)
 
 
 def overrides(assets: dict, out: Path, **extra) -> list[str]:

@@ -128,6 +128,58 @@ def _no_usable_rows(report: RowReport, keys: tuple[str, str]) -> SftkitError:
     return SftkitError("\n".join(lines))
 
 
+def _response_key(files: list[Path], given: str | None) -> str:
+    if given is not None:
+        return given
+    sniffed = _sniff_columns(files)
+    if "response" in sniffed and "generated_solution" not in sniffed:
+        print("no 'generated_solution' field but a 'response' one: using --response-key response")
+        return "response"
+    return "generated_solution"
+
+
+def _first_pass(files: list[Path], report: RowReport, keys: tuple[str, str]):
+    """Validate every row, hash each prompt, record the value types of every column."""
+    prompt_ids, kinds, useless = array("Q"), {}, []
+    for path in files:
+        read_before, ok_before = report.rows_read, report.rows_ok
+        for _, _, row in iter_rows([path], report, required=keys):
+            digest = hashlib.blake2b(row[keys[0]].strip().encode("utf-8"), digest_size=8).digest()
+            prompt_ids.append(int.from_bytes(digest, "little"))
+            for name, value in row.items():
+                kinds.setdefault(name, Counter())[kind_of(value)] += 1
+        if report.rows_read > read_before and report.rows_ok == ok_before:
+            useless.append(f"{path}: none of its {report.rows_read - read_before} rows is usable")
+    if not prompt_ids:
+        raise _no_usable_rows(report, keys)
+    return np.frombuffer(prompt_ids, dtype=np.uint64), kinds, useless
+
+
+def _second_pass(files, keys, out_dir: Path, schema, convert, val_mask: np.ndarray) -> dict[str, Path]:
+    """The same rows again, written in batches to train.parquet / val.parquet (renamed into place when done)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sinks = {side: ParquetSink(out_dir / f"{side}.parquet", schema, convert) for side in ("train", "val")}
+    try:
+        n = 0
+        for _, _, row in iter_rows(files, RowReport(), required=keys):
+            if n >= len(val_mask):
+                break
+            size = len(row[keys[0]]) + len(row[keys[1]]) + 64
+            sinks["val" if val_mask[n] else "train"].add(row, size)
+            n += 1
+        if n != len(val_mask):
+            raise SftkitError(
+                f"the input files changed while preparing ({len(val_mask)} usable rows, then {n}); rerun"
+            )
+        for sink in sinks.values():
+            sink.close()
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    return {side: sink.path for side, sink in sinks.items()}
+
+
 @user_errors
 def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
     args = build_parser(prog).parse_args(argv)
@@ -136,59 +188,17 @@ def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
     out_dir = Path(args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SftkitError(f"--output-dir {out_dir} exists and is not a folder")
-
     report = RowReport(strict=args.strict)
     files = expand_inputs(args.files, report, SUFFIXES)
     if not files:
         raise SftkitError(f"no input file found.\n{report.summary()}")
-    response_key = args.response_key
-    if response_key is None:
-        sniffed = _sniff_columns(files)
-        response_key = "response" if "response" in sniffed and "generated_solution" not in sniffed else None
-        if response_key:
-            print("no 'generated_solution' field but a 'response' one: using --response-key response")
-        response_key = response_key or "generated_solution"
-    keys = (args.prompt_key, response_key)
-
-    # Pass 1: validate, hash each prompt, record the value types of every column.
-    prompt_ids, kinds, useless = array("Q"), {}, []
-    for path in files:
-        read_before, ok_before = report.rows_read, report.rows_ok
-        for _, _, row in iter_rows([path], report, required=keys):
-            digest = hashlib.blake2b(row[args.prompt_key].strip().encode("utf-8"), digest_size=8).digest()
-            prompt_ids.append(int.from_bytes(digest, "little"))
-            for name, value in row.items():
-                kinds.setdefault(name, Counter())[kind_of(value)] += 1
-        if report.rows_read > read_before and report.rows_ok == ok_before:
-            useless.append(f"{path}: none of its {report.rows_read - read_before} rows is usable")
-    if not prompt_ids:
-        raise _no_usable_rows(report, keys)
-    ids = np.frombuffer(prompt_ids, dtype=np.uint64)
+    keys = (args.prompt_key, _response_key(files, args.response_key))
+    ids, kinds, useless = _first_pass(files, report, keys)
     val_mask = choose_val(ids, args.val_split, args.seed, args.split_by)
     schema, convert, notes = plan_columns(kinds, len(ids))
     notes = [f"warning: {line}" for line in useless] + [f"note: {line}" for line in notes]
-
-    # Pass 2: the same rows again, written in batches.
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sinks = {side: ParquetSink(out_dir / f"{side}.parquet", schema, convert) for side in ("train", "val")}
-    try:
-        n = 0
-        for _, _, row in iter_rows(files, RowReport(), required=keys):
-            if n >= len(ids):
-                break
-            size = len(row[args.prompt_key]) + len(row[response_key]) + 64
-            sinks["val" if val_mask[n] else "train"].add(row, size)
-            n += 1
-        if n != len(ids):
-            raise SftkitError(f"the input files changed while preparing ({len(ids)} usable rows, then {n}); rerun")
-        for sink in sinks.values():
-            sink.close()
-    except BaseException:
-        for sink in sinks.values():
-            sink.abort()
-        raise
-
-    print(_summary(report, args, files, keys, schema.names, ids, val_mask, notes, {s: sinks[s].path for s in sinks}))
+    paths = _second_pass(files, keys, out_dir, schema, convert, val_mask)
+    print(_summary(report, args, files, keys, schema.names, ids, val_mask, notes, paths))
     return 0
 
 
