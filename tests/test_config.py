@@ -524,3 +524,34 @@ def test_train_help_lists_every_key(capsys):
         for f in dataclasses.fields(cls):
             assert f"--{f.name}" in out
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+
+
+# ---- the run plan: derived once ------------------------------------------------------------------------------
+def test_plan_is_frozen_and_derives_the_trainer_view():
+    import dataclasses as dc
+
+    plan = run("data.train_batch_size=16", "data.micro_batch_size_per_gpu=4", "data.max_length=300", world_size=2)
+    with pytest.raises(dc.FrozenInstanceError):
+        plan.global_batch = 8
+    assert (plan.global_batch, plan.micro_batch, plan.grad_accum, plan.dp_size, plan.sp_size) == (16, 4, 2, 2, 1)
+    assert plan.train.gradient_accumulation_steps == 2 and plan.train.max_length == 300  # what is printed and saved
+    # the Trainer sees one step batch per optimizer step and examples already cut to length
+    args = plan.trainer_args
+    assert args.gradient_accumulation_steps == 1 and args.max_length is None
+    assert args.save_strategy == "no" and args.eval_strategy == "no"  # saves and validation: our callbacks
+    assert args.ddp_find_unused_parameters is False  # every parameter takes part: no extra autograd traversal
+    assert plan.to_dict()["gradient_accumulation_steps"] == 2 and plan.to_dict()["max_length"] == 300
+
+
+def test_precision_is_decided_once():
+    assert run("dtype=float32", environ={"ACCELERATE_MIXED_PRECISION": "bf16"}).trainer_args.mixed_precision == "no"
+    plan = run("dtype=bfloat16")
+    assert plan.bf16 and plan.train.bf16 and plan.trainer_args.bf16 and plan.trainer_args.mixed_precision == "bf16"
+    assert run().bf16 is False  # CPU: fp32
+
+
+def test_step_order_follows_the_batching():
+    assert run().order == "grouped"  # padded batches: length groups
+    assert run("use_remove_padding=true").order == "shuffled"
+    assert run("use_remove_padding=true", "train_sampling_strategy=group_by_length").order == "grouped"
+    assert run("train_sampling_strategy=sequential").order == "sequential"
