@@ -7,6 +7,7 @@ checkpoints listed and a sample generation from the exported Hugging Face folder
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -63,6 +64,8 @@ def main() -> None:
         "--val-split",
         "0.1",
     )
+    for run in ("runs/tiny", "runs/tiny-lora"):  # the demo's own runs: start them afresh (sftkit refuses to write
+        shutil.rmtree(ROOT / run, ignore_errors=True)  # into a folder that holds another run's checkpoints)
     step("full fine-tuning", "sftkit", "train", "--config", "recipes/tiny.yaml")
     step("LoRA fine-tuning", "sftkit", "train", "--config", "recipes/tiny-lora.yaml")
     print("\n=== checkpoints")
