@@ -555,3 +555,10 @@ def test_step_order_follows_the_batching():
     assert run("use_remove_padding=true").order == "shuffled"
     assert run("use_remove_padding=true", "train_sampling_strategy=group_by_length").order == "grouped"
     assert run("train_sampling_strategy=sequential").order == "sequential"
+
+
+def test_logger_none_and_token_budget_with_sequence_parallelism():
+    assert run("trainer.logger=none").train.report_to == []
+    plan = run("data.use_dynamic_bsz=true", "data.max_token_len_per_gpu=4096", "ulysses_sequence_parallel_size=2",
+               "data.train_batch_size=8", world_size=2)  # fmt: skip
+    assert plan.token_budget == 8192  # as in verl: tokens per GPU after the split, a packed row holds sp times more

@@ -307,3 +307,19 @@ def test_log_files_get_plain_lines(assets, tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_an_unfinished_generation_is_a_bad_row_for_training(tmp_path):
+    """`sftkit eval` marks a generation cut at max_new_tokens `"finished": false`: training it would append an
+    end-of-turn the model never wrote."""
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
+    from sftkit.tiny import build_tokenizer
+
+    path = tmp_path / "round.jsonl"
+    rows = [{"id": 1, "prompt": "p", "generated_solution": "done \\boxed{5}", "finished": True},
+            {"id": 2, "prompt": "p", "generated_solution": "\\boxed{5} and so on and", "finished": False}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = build_dataset([str(path)], Encoder(build_tokenizer()), "prompt", "generated_solution", 256, "right")
+    assert len(split) == 1 and split.report.bad == {"unfinished generation": 1}
+    assert f"{path}:2" in str(split.report.examples[0])

@@ -27,7 +27,6 @@ GENERATION_PROMPT = "<|im_start|>assistant\n"
 # (prompt, response): plain, template-like text inside the response, unicode and LaTeX, whitespace and newlines.
 CASES = {
     "plain": ("What is 1+1?", "1+1 = 2.\nThe answer is \\boxed{2}."),
-    "im_start_user": ("Quote a chat.", "<|im_start|>user\nhi\n<|im_start|>assistant\nhello"),
     "unicode": ("Résumé: 数学 🤖?", "答案是 🎉 $\\boxed{\\frac{1}{2}}$ — done ✓ ∑ᵢ xᵢ² Ω"),
     "latex": (
         "Compute $\\int_0^1 x\\,dx$.",
@@ -172,6 +171,26 @@ STOP_CASES = {
 }
 
 
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_response_with_a_special_token_of_the_chat_format_is_rejected(toks, template):
+    """`<|im_start|>user` inside an answer would teach the model to open a fake user turn."""
+    ex = Encoder(toks[template]).encode("Quote a chat.", "<|im_start|>user\nhi\n<|im_start|>assistant\nhello")
+    assert isinstance(ex, Rejected) and ex.kind == "special token in response" and "<|im_start|>" in ex.reason
+
+
+def test_special_tokens_the_template_writes_in_a_turn_are_allowed():
+    """A template whose assistant turn holds its own special tokens (as reasoning formats do) still trains."""
+    tok = build_tokenizer("chatml")
+    tok.chat_template = (
+        "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' }}"
+        "{%- if m.role == 'assistant' %}{{- '<|im_start|>' }}{%- endif %}"
+        "{{- m.content + '<|im_end|>\\n' }}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    )
+    ex = Encoder(tok).encode("q", "a")
+    assert not isinstance(ex, Rejected) and decode(tok, split(ex)[1]) == "<|im_start|>a<|im_end|>"
+
+
 @pytest.mark.parametrize("case", sorted(STOP_CASES))
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_response_with_a_stop_token_is_rejected_never_trained(toks, template, case):
@@ -180,9 +199,8 @@ def test_response_with_a_stop_token_is_rejected_never_trained(toks, template, ca
     if template in rejected_for:
         assert isinstance(ex, Rejected) and ex.kind == "end of turn in response"
         assert "<|" in ex.reason and "ends a turn" in ex.reason
-    else:  # e.g. <|im_end|> for a base tokenizer without chat template: not one of its stop tokens
-        assert not isinstance(ex, Rejected)
-        assert ex.input_ids.count(toks[template].eos_token_id) == 1 and ex.input_ids[-1] == toks[template].eos_token_id
+    else:  # <|im_end|> for a base tokenizer without chat template: not its stop token, still a special token
+        assert isinstance(ex, Rejected) and ex.kind == "special token in response"
 
 
 def test_saved_tiny_model_tokenizer_tokenizes_like_build_tokenizer(tiny_model_tokenizer, qwen_tokenizer):

@@ -109,14 +109,23 @@ def on_main(fn: Callable[[], T]) -> T:
 
 def agree(fn: Callable[[], T]) -> T:
     """Run `fn` on every rank; if it fails on any, every rank raises the first failure (naming the rank when it
-    is not rank 0), so no rank is left waiting for the others."""
-    result, problem = None, None
+    is not rank 0), so no rank is left waiting for the others. A user error is raised as itself everywhere; any
+    other exception is re-raised (with its traceback) by the rank it happened on, the others stop too."""
+    result, problem, crash = None, None, None
     try:
         result = fn()
     except SftkitError as exc:
-        problem = str(exc)
+        problem = (str(exc), True)
+    except Exception as exc:
+        crash, problem = exc, (f"{type(exc).__name__}: {exc}", False)
     problems = gather(problem)
-    for r, message in enumerate(problems):
-        if message is not None:
+    for r, found in enumerate(problems):
+        if found is None:
+            continue
+        message, user = found
+        if user:
             raise SftkitError(message if r == 0 else f"(on rank {r}) {message}", shared=True)
+        if crash is not None:
+            raise crash
+        raise RuntimeError(f"rank {r} failed ({message}); see its traceback")
     return result

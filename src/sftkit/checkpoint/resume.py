@@ -41,6 +41,7 @@ SHAPING_KEYS = (
     "max_token_len_per_gpu",
     "use_remove_padding",
     "train_sampling_strategy",
+    "optim",  # another optimizer's state does not load
 )
 
 
@@ -129,9 +130,17 @@ def differences(saved: dict, current: dict) -> list[str]:
 
 
 def data_difference(saved: dict | None, current: dict) -> str | None:
-    """'training data changed: 48 -> 60 rows, content differs', or None when it is the same data."""
-    if not saved or saved.get("files_digest") == current["files_digest"]:
+    """'training data changed: 48 -> 60 rows, content differs', or None when it is the same data made into the same
+    examples."""
+    if not saved:
         return None
+    if saved.get("files_digest") == current["files_digest"]:
+        if saved.get("key") in (None, current["key"]):
+            return None
+        return (
+            "  training examples built differently from the same data (the tokenizer, its chat template, or "
+            "sftkit's labels version changed)"
+        )
     rows = f"{saved.get('rows')} -> {current['rows']} rows" if saved.get("rows") != current["rows"] else "same rows"
     return f"  training data changed: {rows}, content differs (a fingerprint of the files' content)"
 

@@ -133,7 +133,9 @@ def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
 
 def to_value(name: str, value: Any) -> Any:
     """Strings from env/CLI into the field's shape: lists from `[a,b]`, `a,b` or several words; null/None."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in NULL and name != "report_to"):
+    if value is None or (
+        isinstance(value, str) and value.strip().lower() in NULL and name not in ("report_to", "logger")
+    ):
         return NULL_MEANS.get(name)
     if name in LIST_FIELDS or name in SPLIT_KEYS:
         if isinstance(value, str):

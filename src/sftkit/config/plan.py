@@ -95,11 +95,19 @@ def derive(s: Settings, world_size: int, environ=os.environ) -> RunPlan:
     _required(v)
     sp = _sequence_parallel(v, s, world_size)
     micro, global_batch, accum, budget = _batch(v, s, world_size // sp)
+    if budget is not None:  # verl: max_token_len_per_gpu counts the tokens one GPU holds, 1/sp of a packed row
+        budget *= sp
     bf16 = _precision(v, s, environ)
     attn = _attention(v)
     padding_free = v["use_remove_padding"]
     if padding_free is None:  # padding-free where the kernel handles variable lengths (or sequence parallelism)
         padding_free = attn.startswith("flash_attention") or sp > 1
+    if not v["average_tokens_across_devices"]:
+        raise SftkitError(
+            f"average_tokens_across_devices=false ({s.origin('average_tokens_across_devices')}): sftkit's loss is the "
+            "mean over the trained tokens of the whole step, all processes together (otherwise it would change with "
+            "the number of GPUs). Drop the setting."
+        )
     logger = {name.strip() for name in v["logger"]}
     if logger - LOGGERS:
         raise SftkitError(f"trainer.logger: unknown logger(s) {sorted(logger - LOGGERS)}; use {', '.join(LOGGERS)}")

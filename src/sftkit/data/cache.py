@@ -46,8 +46,10 @@ def is_complete(path: Path) -> bool:
     """report.json is written last; it says whether there is a dataset folder beside it (not when no example
     survived: datasets cannot save an empty table)."""
     try:
-        examples = json.loads((path / "report.json").read_text()).get("examples_kept", 0)
+        examples = json.loads((path / "report.json").read_text()).get("examples_kept")
     except (OSError, ValueError):
+        return False
+    if examples is None:  # a folder of an earlier layout: not ours to trust
         return False
     return examples == 0 or (path / FILE).is_file()
 
@@ -69,7 +71,7 @@ def ensure(path: Path, rebuild: bool, build) -> bool:
             f"cannot create the examples cache folder {path.parent} ({exc.strerror}); set data.cache_dir to a "
             "writable folder (or SFTKIT_CACHE_DIR)."
         ) from None
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp = path.with_name(f".tmp-{path.name}-{socket.gethostname()}-{os.getpid()}")  # nodes may share the disk
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

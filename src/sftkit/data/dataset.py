@@ -69,6 +69,18 @@ def split_files(patterns: list[str], name: str, verbose: bool = True) -> list[st
     return out
 
 
+def _both_splits(files: list[Path], name: str) -> None:
+    """A glob such as data/sft/*.parquet takes both files of a prepared folder: the validation rows would be
+    trained on (or the training rows validated on)."""
+    names = {(f.resolve().parent, f.name) for f in files}
+    for folder, _ in names:
+        if (folder, "train.parquet") in names and (folder, "val.parquet") in names:
+            raise SftkitError(
+                f"data.{name}_files takes both {folder}/train.parquet and {folder}/val.parquet (a glob over a "
+                f"prepared folder?): name one of them, or the folder itself ({folder} means its {name} split)."
+            )
+
+
 def column(dataset, name: str):
     """One integer column of the examples as a numpy array (from the memory-mapped Arrow table, no Python list)."""
     import numpy as np
@@ -111,6 +123,12 @@ def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: R
             problem = check_fields(row, (r_key,))
             if problem:  # counted like any bad row (iter_rows only checked the prompt)
                 report.reject_accepted(f"{path}:{line}", problem[1], problem[0])
+                continue
+            if row.get("finished") is False:  # cut at max_new_tokens (sftkit eval): an end-of-turn would be invented
+                reason = (
+                    "an unfinished generation (cut at max_new_tokens): training it would teach stopping mid-answer"
+                )
+                report.reject_accepted(f"{path}:{line}", reason, "unfinished generation")
                 continue
             if r_key != response_key and not noted and verbose:
                 print(f"note: {path} has no {response_key!r} column; using its 'response' column")
@@ -165,6 +183,7 @@ def build_dataset(
     files = expand_inputs(split_files(patterns, name, verbose), report, suffixes=(".parquet", ".jsonl", ".json"))
     if not files:
         raise SftkitError(f"no data file found for {patterns}:\n{report.summary()}")
+    _both_splits(files, name)
     digest = files_digest(files)
     settings = dict(prompt_key=prompt_key, response_key=response_key, max_length=max_length, truncation=truncation)
     key = examples_key(digest, tokenizer_digest(encoder.tokenizer), strict=strict, **settings)

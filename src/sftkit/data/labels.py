@@ -10,7 +10,9 @@ whole conversation, minus the rendered prompt — never built by pasting the raw
 Without a chat template: prompt (with the tokenizer's BOS, if any), response, EOS.
 
 A response whose tokens contain a token that ends a turn (the end-of-turn, EOS or pad token: e.g. a literal
-`<|im_end|>` in the text) is rejected — a counted bad row — rather than trained with a stop in its middle.
+`<|im_end|>` in the text) is rejected — a counted bad row — rather than trained with a stop in its middle; so is one
+holding another special token of the chat format that the template does not itself write in an assistant turn
+(`<|im_start|>`, which would open a fake turn).
 
 Why not TRL's own prompt-completion path: with the Qwen2.5 template it trains the newline after `<|im_end|>`,
 and verl's dataset trains the last prompt token and never the EOS. So the examples are built here and handed to
@@ -61,6 +63,11 @@ class Encoder:
         extra = [tokenizer.eos_token_id, tokenizer.pad_token_id]
         self.stop_ids = list(dict.fromkeys(self.end_ids + [t for t in extra if t is not None]))
         self._stops = frozenset(self.stop_ids)
+        self._specials = frozenset(tokenizer.all_special_ids)
+        # Special tokens a response may hold: those the template itself writes in an assistant turn (a thinking
+        # template's markers, say). Any other (`<|im_start|>` opening a fake user turn) is the chat format's, not
+        # the answer's.
+        self._allowed_specials = self._frame_specials() - self._stops
 
     def _render(self, messages, generation_prompt: bool):
         """One conversation -> its text; a list of conversations -> their texts (one call: transformers prepares
@@ -87,7 +94,18 @@ class Encoder:
         eos = self.tokenizer.eos_token_id
         if eos is None:
             raise SftkitError("the chat template writes no special end-of-turn token and the tokenizer has no EOS.")
-        return suffix, suffix.rstrip() + self.tokenizer.eos_token, self.tokenizer(suffix.rstrip())["input_ids"] + [eos]
+        end = self.tokenizer(suffix.rstrip(), add_special_tokens=False)["input_ids"] + [eos]
+        return suffix, suffix.rstrip() + self.tokenizer.eos_token, end
+
+    def _frame_specials(self) -> frozenset[int]:
+        if not self.chat:
+            return frozenset()
+        user = [{"role": "user", "content": "1"}]
+        prompt = self._render(user, True)
+        full = self._render(user + [{"role": "assistant", "content": _SENTINEL}], False)
+        frame = full[len(prompt) :] if full.startswith(prompt) else full
+        ids = self.tokenizer(frame.replace(_SENTINEL, " "), add_special_tokens=False)["input_ids"]
+        return frozenset(ids) & frozenset(self.tokenizer.all_special_ids)
 
     # ---- text ------------------------------------------------------------------------------------------------
     def prompt_texts(self, prompts: list[str]) -> list[str]:
@@ -97,9 +115,11 @@ class Encoder:
         return list(self._render([[{"role": "user", "content": p}] for p in prompts], True))
 
     def turn_texts(self, prompt_texts: list[str], prompts: list[str], responses: list[str]) -> list[str | Rejected]:
-        """The assistant turn as the template renders it for each response, cut after its end-of-turn."""
+        """The assistant turn as the template renders it for each response, without its end-of-turn (whose ids,
+        `end_ids`, are appended after tokenizing: a plain-text end marker must not merge with the answer's last
+        characters)."""
         if not self.chat:
-            return [r + self.end_text for r in responses]
+            return list(responses)
         if not prompts:
             return []
         conversations = [
@@ -114,7 +134,7 @@ class Encoder:
                 "the chat template renders this conversation without the prompt as its start or without its "
                 "end-of-turn at the end, so the response cannot be cut out of it",
             )
-        return full[len(prompt_text) : len(full) - len(self.turn_suffix)] + self.end_text
+        return full[len(prompt_text) : len(full) - len(self.turn_suffix)]
 
     def turn_text(self, prompt_text: str, prompt: str, response: str) -> str | Rejected:
         return self.turn_texts([prompt_text], [prompt], [response])[0]
@@ -127,7 +147,8 @@ class Encoder:
         return self.prompt_ids_batch([prompt])[0]
 
     def trained_ids_batch(self, turns: list[str]) -> list[list[int]]:
-        return self.tokenizer(turns, add_special_tokens=False)["input_ids"]
+        """A turn's tokens and the end-of-turn ids: what the labels train."""
+        return [ids + self.end_ids for ids in self.tokenizer(turns, add_special_tokens=False)["input_ids"]]
 
     def trained_ids(self, prompt: str, response: str) -> list[int]:
         """The tokens of the assistant turn, end-of-turn included (what the labels train), untruncated."""
@@ -138,16 +159,22 @@ class Encoder:
 
     def _check_stops(self, ids: list[int]) -> Rejected | None:
         """The end-of-turn (and EOS, pad) may only appear as the last tokens: one in the middle is a stop the model
-        would learn to emit mid-answer."""
+        would learn to emit mid-answer. Other special tokens of the chat format (`<|im_start|>`) neither."""
         inner = ids[: len(ids) - len(self.end_ids)]
-        if ids[len(ids) - len(self.end_ids) :] != self.end_ids:
-            return Rejected("end of turn in response", "the response's last tokens merge with the end-of-turn")
         if not self._stops.isdisjoint(inner):
             first = next(t for t in inner if t in self._stops)
             text = self.tokenizer.convert_ids_to_tokens(first)
             return Rejected(
                 "end of turn in response",
                 f"the response contains {text!r}, a token that ends a turn: the model would learn to stop there",
+            )
+        specials = self._specials.intersection(inner) - self._allowed_specials
+        if specials:
+            text = self.tokenizer.convert_ids_to_tokens(min(specials))
+            return Rejected(
+                "special token in response",
+                f"the response contains {text!r}, a special token of the chat format: the model would learn to "
+                "write it inside an answer",
             )
         return None
 

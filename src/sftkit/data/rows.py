@@ -91,7 +91,11 @@ def expand_inputs(
         else:
             report.reject(pattern, "file not found", "missing file")
             found = []
-        files += [p for p in found if p not in files]
+        known = {p.resolve() for p in files}  # the same file under two spellings is read once
+        for p in found:
+            if p.resolve() not in known:
+                files.append(p)
+                known.add(p.resolve())
     return files
 
 

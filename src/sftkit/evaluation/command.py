@@ -110,6 +110,7 @@ def _rows(problems: Problems, generations: list[list[Generated]], graded: list[G
             rows.append({
                 "id": problem.id, "prompt": problem.prompt, "generated_solution": gen.text,
                 "num_tokens": gen.num_tokens, "sample": k, "correct": correct, "extracted_answer": g.answer,
+                "finished": gen.finished,  # False: cut at max_new_tokens (filter and training leave it out)
             })  # fmt: skip
     return rows
 
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     golds = [p.gold for p in problems.items for _ in range(sampling.samples)]
     why = [p.missing for p in problems.items for _ in range(sampling.samples)]
     texts = [g.text for samples in generations for g in samples]
-    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, _workers(), progress=True, ungraded=why)
+    done = [g.finished for samples in generations for g in samples]
+    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, _workers(), progress=True, ungraded=why, finished=done)
     write_jsonl(output, _rows(problems, generations, graded))
     summary = make_summary(problems, generations, graded, output, sampling)
     summary["generation"] = _generation_info(backend, generations, seconds, sampling, source.description)

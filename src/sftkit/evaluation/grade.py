@@ -40,12 +40,15 @@ def grade_texts(
     workers: int = 1,
     progress: bool = False,
     ungraded: Sequence[str | None] | None = None,
+    finished: Sequence[bool] | None = None,
 ) -> list[Graded]:
     """A Graded per text against the gold answer at the same index; a None gold is not graded (outcome
-    `ungraded[i]`, default report.NO_GOLD)."""
+    `ungraded[i]`, default report.NO_GOLD). A generation cut at max_new_tokens (`finished[i]` False) states no
+    final answer, as `sftkit filter` reads a row with `"finished": false`: it is never kept as correct."""
     if len(golds) != len(texts):
         raise ValueError(f"{len(golds)} gold answers for {len(texts)} texts: give one gold answer per text")
-    finals = [final(t) for t in texts]
+    done = finished if finished is not None else [True] * len(texts)
+    finals = [final(t) if ok else (None, None) for t, ok in zip(texts, done)]
     pairs = list(dict.fromkeys((g, a) for g, (a, _) in zip(golds, finals) if g is not None))
     verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers, progress=progress)))
     why = ungraded or [None] * len(texts)
@@ -55,8 +58,13 @@ def grade_texts(
 
 
 def grade(
-    golds: Sequence[str], texts: Sequence[str], timeout: float = DEFAULT_TIMEOUT, workers: int = 1
+    golds: Sequence[str],
+    texts: Sequence[str],
+    timeout: float = DEFAULT_TIMEOUT,
+    workers: int = 1,
+    finished: Sequence[bool] | None = None,
 ) -> list[bool]:
     """Whether each text's final answer equals the gold answer at the same index (`sftkit filter`'s verdict
-    "correct"). For the trainer: one process by default (no workers forked from a process holding a model)."""
-    return [g.outcome == CORRECT for g in grade_texts(golds, texts, timeout, workers)]
+    "correct"; a generation cut at max_new_tokens never is). For the trainer: one process by default (no workers
+    forked from a process holding a model)."""
+    return [g.outcome == CORRECT for g in grade_texts(golds, texts, timeout, workers, finished=finished)]

@@ -134,5 +134,7 @@ def read_solutions(
             kinds[name][kind_of(value)] += 1
         final = final_answer(row[response_key], require_marker)
         answer = clean(final.text) if final.text is not None else None
+        if row.get("finished") is False:  # `sftkit eval` marks a generation cut at max_new_tokens: no final answer
+            answer = None
         solutions.append(Solution(index[path], line, key, answer, final.route if answer else None))
     return solutions, kinds

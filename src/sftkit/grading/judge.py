@@ -31,7 +31,13 @@ _DELIMITERS = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
 _NUMBER_WITH_UNIT = re.compile(  # "$1,000", "18 dollars", "25 percent", "3.5 \text{ hours}", "100 km/h"
     rf"(?:\\?\$|€|£|¥|₹)?\s*(?P<num>{_NUMBER})\s*(?P<pct>\\?%|percent\b)?"
-    r"(?:\s+[A-Za-z]{2,}[A-Za-z./ -]*(?:\^\d)?|\s*\\(?:text|mbox|mathrm)\{[^{}]*\})?"
+    r"(?:\s+(?!" + r"(?:hundred|thousand|million|billion|trillion|dozen|or|and|to|plus|minus|times|more|less|at|"
+    r"least|most|over|under|about|approximately|roughly)\b)"  # a scale or a hedge changes the value: not a unit
+    r"[A-Za-z]{2,}[A-Za-z./ -]*(?:\^\d)?|\s*\\(?:text|mbox|mathrm)\{[^{}]*\})?"
+)
+_BOUND = re.compile(
+    r"\b(?:or (?:more|less|fewer|greater|higher|lower)|at (?:least|most)|(?:more|less|fewer|greater) than|up to)\b",
+    re.IGNORECASE,
 )
 _UNIT_WORDS = r"(?:cm|mm|km|m|in|inch(?:es)?|ft|feet|foot|units?|square units|sq units|degrees?|dollars?|cents?)"
 _UNIT = re.compile(  # a unit after a value: "\text{ cm}^2", "\mbox{ inches}", "\text{cm}", "~\mathrm{m}"
@@ -195,4 +201,6 @@ def judge(gold: str, answer: str | None) -> str:
         texts = {_plain_text(gold), _plain_text(_strip_delimiters(raw_gold))}
         first_clause = answer if "," in gold else re.split(r"[,;]", answer)[0]
         return CORRECT if {_plain_text(first_clause), _plain_text(_strip_delimiters(raw))} & texts else WRONG
+    if _BOUND.search(answer) and not _BOUND.search(gold):  # "2 or more", "at least 2": a bound, not the value
+        return WRONG
     return _judge_math(gold, answer)

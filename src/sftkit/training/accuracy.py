@@ -62,7 +62,8 @@ class AccuracyProbe:
             model, self.tokenizer, prompts, max_new_tokens=self.plan.train.eval_accuracy_max_new_tokens,
             batch_size=self.plan.train.per_device_eval_batch_size, synced_gpus=fsdp and self.plan.world_size > 1,
         )  # fmt: skip
-        correct = grade([g for _, g in mine], [o[0].text for o in outs[: len(mine)]])
+        outs = outs[: len(mine)]
+        correct = grade([g for _, g in mine], [o[0].text for o in outs], finished=[o[0].finished for o in outs])
         counts = torch.tensor([float(sum(correct)), float(len(mine))], device=trainer.args.device)
         if dist.distributed():
             torch.distributed.all_reduce(counts)
