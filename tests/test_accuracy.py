@@ -20,19 +20,19 @@ def assets(tmp_path_factory):
     return make_assets(tmp_path_factory.mktemp("accuracy-assets"))
 
 
-def val_file(assets, path, n: int = N) -> list[str]:
-    """n distinct validation problems with gold answers; returns the golds."""
-    rows = pq.read_table(assets["val"]).to_pylist()
-    prompts = list(dict.fromkeys(r["prompt"] for r in rows))[:n]
-    golds = [str(100 + i) for i in range(n)]
-    table = {
-        "id": [f"v{i}" for i in range(n)],
-        "prompt": prompts,
-        "generated_solution": ["x"] * n,
-        "gold_answer": golds,
-    }
+def write_val(path, prompts: list[str]) -> list[str]:
+    """A validation file of these prompts, gold answers 100, 101, ...; returns the golds."""
+    golds = [str(100 + i) for i in range(len(prompts))]
+    ids = [f"v{i}" for i in range(len(prompts))]
+    table = {"id": ids, "prompt": prompts, "generated_solution": ["x"] * len(prompts), "gold_answer": golds}
     pq.write_table(pa.table(table), path)
     return golds
+
+
+def val_file(assets, path, n: int = N) -> list[str]:
+    """n distinct validation problems of the sample with gold answers."""
+    rows = pq.read_table(assets["val"]).to_pylist()
+    return write_val(path, list(dict.fromkeys(r["prompt"] for r in rows))[:n])
 
 
 # Generation that answers every third problem right: the plumbing (which problems, sharding over ranks, the
@@ -51,16 +51,7 @@ evaluation.generate = generate
 
 
 def numbered_val_file(path, n: int = N) -> list[str]:
-    prompts = [f"problem #{i}" for i in range(n)]
-    golds = [str(100 + i) for i in range(n)]
-    table = {
-        "id": [f"v{i}" for i in range(n)],
-        "prompt": prompts,
-        "generated_solution": ["x"] * n,
-        "gold_answer": golds,
-    }
-    pq.write_table(pa.table(table), path)
-    return golds
+    return write_val(path, [f"problem #{i}" for i in range(n)])
 
 
 def test_val_accuracy_is_logged_at_each_validation(assets, tmp_path, monkeypatch):

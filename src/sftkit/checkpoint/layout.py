@@ -78,19 +78,17 @@ def write_atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_checkpoint(output_dir: str | Path, name: str, files: dict[str, object]) -> Path:
-    """Rank 0: write `files` ({filename: object}) into OUTPUT/name atomically."""
+def _publish(output_dir: str | Path, name: str, fill) -> Path:
+    """Rank 0: OUTPUT/name made atomically: `fill(tmp)` writes into `.tmp-name`, fsync, rename (an existing `name` is
+    moved aside first), then `latest`. On an OSError (a full disk) the partial folder goes and a clear error says the
+    earlier checkpoints are intact."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     final, tmp = out / name, out / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for filename, obj in files.items():
-            if isinstance(obj, str):
-                _fsync_text(obj, tmp / filename)
-            else:
-                _fsync_save(obj, tmp / filename)
+        fill(tmp)
         _fsync_dir(tmp)
         if final.exists():  # re-saving a name (global_step_final of a resumed run): move the old one aside first
             trash = out / f".old-{name}"
@@ -108,28 +106,30 @@ def write_checkpoint(output_dir: str | Path, name: str, files: dict[str, object]
     return final
 
 
+def write_checkpoint(output_dir: str | Path, name: str, files: dict[str, object]) -> Path:
+    """Rank 0: write `files` ({filename: object}) into OUTPUT/name atomically."""
+
+    def fill(tmp: Path) -> None:
+        for filename, obj in files.items():
+            if isinstance(obj, str):
+                _fsync_text(obj, tmp / filename)
+            else:
+                _fsync_save(obj, tmp / filename)
+
+    return _publish(output_dir, name, fill)
+
+
 def copy_checkpoint(source: Path, output_dir: str | Path, name: str) -> Path:
     """Rank 0: the files of a complete checkpoint copied to OUTPUT/name, atomically (e.g. global_step_final from the
     last numbered checkpoint of a run stopped before its final save)."""
-    out = Path(output_dir)
-    final, tmp = out / name, out / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         for filename in REQUIRED:
             shutil.copyfile(source / filename, tmp / filename)
             with open(tmp / filename, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SftkitError(f"could not write checkpoint {final}: {exc}. Earlier checkpoints are intact.") from None
-    write_atomic_text(out / "latest", name + "\n")
-    return final
+
+    return _publish(output_dir, name, fill)
 
 
 def step_of(path: Path) -> int:
