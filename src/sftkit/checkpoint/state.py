@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -22,7 +21,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 from sftkit.checkpoint.layout import MODEL, OPTIM, STATE
-from sftkit.dist import distributed
+from sftkit.dist import distributed, gather
 from sftkit.errors import SftkitError
 
 GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -44,11 +43,8 @@ def set_rng_state(state: dict) -> None:
 
 
 def all_rng_states() -> list[dict]:
-    if not distributed():
-        return [rng_state()]
-    states = [None] * dist.get_world_size()
-    dist.all_gather_object(states, rng_state())
-    return states
+    """Every rank's RNG states, in rank order (saved so that each rank resumes with its own)."""
+    return gather(rng_state())
 
 
 def trained_state_dict(model, lora: bool) -> dict:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from sftkit import dist
+
 TRAIN_KEYS = (
     "step",
     "epoch",
@@ -119,7 +121,7 @@ class MetricsCallback(TrainerCallback):
         self.rows: list[dict] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:
+        if not dist.is_main():
             return
         import sys
 
@@ -144,7 +146,7 @@ class MetricsCallback(TrainerCallback):
             self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        if not dist.is_main() or not logs:
             return
         if "eval_loss" in logs:
             row = {"step": state.global_step, "val_loss": logs["eval_loss"]}
