@@ -24,7 +24,7 @@ from sftkit.training.modeling import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 METADATA = ROOT / "data" / "sample" / "metadata.jsonl"
-SEED_KEYS = {"id", "prompt", "generated_solution", "num_tokens", "sample", "correct", "extracted_answer"}
+SEED_KEYS = {"id", "prompt", "generated_solution", "num_tokens", "sample", "correct", "extracted_answer", "finished"}
 
 
 def _golds() -> dict[int, str]:
