@@ -178,7 +178,8 @@ def loss_check(spec: dict) -> dict:
     from sftkit.data.labels import Encoder
 
     tok = AutoTokenizer.from_pretrained(spec["model"])
-    ds = build_dataset([spec["data"]], Encoder(tok), "prompt", "generated_solution", spec["max_length"], "right").dataset
+    split = build_dataset([spec["data"]], Encoder(tok), "prompt", "generated_solution", spec["max_length"], "right")
+    ds = split.dataset
     ours = [(ds[i]["input_ids"], ds[i]["labels"]) for i in range(spec["batch"])]
     trl_ds = trl_trainer(spec, read_pairs(spec["data"])[: spec["batch"]], 1).train_dataset
     theirs = [(trl_ds[i]["input_ids"], trl_ds[i]["labels"]) for i in range(spec["batch"])]
