@@ -18,6 +18,7 @@ from sftkit.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+SHIM_VARS = ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE")  # read by the seed launch shims: cleared for the CLI tests
 
 
 _ASSETS: dict[str, Path] = {}
@@ -101,3 +102,11 @@ def launch(kind: str, args: list[str], nproc: int = 2, expect: int = 0, module: 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def sftkit_process(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    """The real `sftkit` command in its own process (exit code, no traceback on stderr), offline, without the
+    launch-shim variables of the surrounding environment."""
+    environ = {k: v for k, v in os.environ.items() if k not in SHIM_VARS}
+    return subprocess.run([sys.executable, "-m", "sftkit", *map(str, args)], capture_output=True, text=True,
+                          env={**environ, "HF_HUB_OFFLINE": "1", **(env or {})}, cwd=cwd, timeout=300)  # fmt: skip

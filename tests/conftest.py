@@ -11,6 +11,7 @@ return shared objects: treat them as read-only (copy a folder, or build your own
   `tokenizers` maps each template name of `TEMPLATES` to its tokenizer; `tokenizer` is parametrized over the three.
 - `tiny_model_tokenizer`: the tokenizer loaded back from `tiny_model_dir` the way the trainer loads it
   (`sftkit.modeling.load_tokenizer`, i.e. `AutoTokenizer`): what training and `inspect` actually use.
+- `sftkit`: the `sftkit` command run in this process (exit code, stdout, stderr) for the error tests.
 - `sample_parquet`: `sftkit prepare` run on the bundled `data/sample/solutions_*.jsonl` (600 rows, 300 problems):
   `.train` / `.val` Parquet paths (540 / 60 rows with the default 10% split by prompt, seed 42), `.dir` their folder.
 """
@@ -75,6 +76,31 @@ def chatml_tokenizer(tokenizers):
 def plain_tokenizer(tokenizers):
     """No chat template (a base model): examples are prompt + response + EOS (`<|endoftext|>`)."""
     return tokenizers["none"]
+
+
+@pytest.fixture
+def sftkit(monkeypatch, capsys):
+    """The command in this process (what `sftkit` does after parsing argv): `sftkit(*args, env=None)` returns a
+    CompletedProcess with its exit code and printed output, without a process start per case. An unexpected
+    exception (a traceback for a user) fails the test. The launch-shim variables of the environment are cleared."""
+    import subprocess
+
+    from _train_utils import SHIM_VARS
+    from sftkit import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in SHIM_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args, env=None) -> subprocess.CompletedProcess:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return run
 
 
 @pytest.fixture(params=TEMPLATES)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import ROOT, make_assets, overrides
+from _train_utils import ROOT, make_assets, overrides, sftkit_process
 
 pytestmark = pytest.mark.slow
 
@@ -20,38 +20,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     return make_assets(tmp_path_factory.mktemp("err-assets"))
-
-
-def sftkit_process(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
-    """The real command in its own process (exit code, no traceback on stderr)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "sftkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def sftkit(monkeypatch, capsys):
-    """The command in this process (what `sftkit` does after parsing argv): the message and exit code, without a
-    process start per case. An unexpected exception (a traceback for a user) fails the test."""
-    from sftkit import cli
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-    def run(*args, env=None) -> subprocess.CompletedProcess:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        capsys.readouterr()
-        code = cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return run
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

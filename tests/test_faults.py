@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import ROOT, make_assets, overrides, train
+from _train_utils import ROOT, make_assets, overrides, sftkit_process, train
 from sftkit.checkpoint import export, layout
 from sftkit.checkpoint.lock import RunLock
 from sftkit.config.plan import plan_run
@@ -36,29 +36,6 @@ def finished(assets, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
     train(assets, out, max_steps=3, save_steps=2, eval_steps=0)
     return out
-
-
-@pytest.fixture
-def sftkit(monkeypatch, capsys):
-    """The command in this process: message and exit code without a process start per case."""
-    from sftkit import cli
-
-    for var in ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        code = cli.main([str(a) for a in args])
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return run
-
-
-def sftkit_process(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if k not in ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE")}
-    return subprocess.run([sys.executable, "-m", "sftkit", *map(str, args)], capture_output=True, text=True,
-                          env={**environ, **(env or {})}, cwd=cwd or ROOT, timeout=300)  # fmt: skip
 
 
 def assert_user_error(proc, *needles):
