@@ -57,13 +57,6 @@ def print0(*args, **kwargs) -> None:
         print(*args, **kwargs, flush=True)
 
 
-def wait() -> None:
-    if distributed():
-        from accelerate.utils import wait_for_everyone
-
-        wait_for_everyone()
-
-
 def broadcast(obj: T) -> T:
     """Rank 0's value on every rank."""
     if not distributed():

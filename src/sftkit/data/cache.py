@@ -14,7 +14,6 @@ that looks complete, and two builders racing on a shared disk both succeed (the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -43,8 +42,8 @@ def folder(cache_dir: str | Path | None, key: str) -> Path:
 
 
 def is_complete(path: Path) -> bool:
-    """report.json is written last; it says whether there is a dataset folder beside it (not when no example
-    survived: datasets cannot save an empty table)."""
+    """report.json is written last; it says how many examples were kept, and examples.arrow must be beside it
+    unless none was (a build that kept nothing may have written no file)."""
     try:
         examples = json.loads((path / "report.json").read_text()).get("examples_kept")
     except (OSError, ValueError):
@@ -95,20 +94,6 @@ def ensure(path: Path, rebuild: bool, build) -> bool:
     with open(path.parent / "builds.log", "a") as fh:
         fh.write(json.dumps(entry) + "\n")
     return True
-
-
-@contextlib.contextmanager
-def quiet():
-    """datasets' progress bars off while we build (one summary line is printed instead)."""
-    from datasets.utils import logging as ds_logging
-
-    was = ds_logging.is_progress_bar_enabled()
-    ds_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            ds_logging.enable_progress_bar()
 
 
 class ExamplesWriter:

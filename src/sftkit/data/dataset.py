@@ -2,11 +2,11 @@
 
 Path of the data: files (Parquet from `prepare`/`filter`, or JSONL) are streamed row by row (bad rows counted and
 shown with `file:line`, never kept in Python lists), in batches, to worker processes that build the examples
-(labels.py; encode_pool.py) into an Arrow file; the kept examples are saved once under the cache folder
-(`datasets.Dataset.save_to_disk`), keyed by `fingerprint.examples_key` (files' content, keys, tokenizer and
-template, max_length, truncation), and every later run and every other process opens them memory-mapped
-(`load_from_disk`). The bad-row and truncation report is stored with them, so a cache hit prints exactly what the
-build printed. See cache.py for the folder and who builds it.
+(labels.py; encode_pool.py) into an Arrow file; the kept examples are written once under the cache folder
+(`examples.arrow`), keyed by `fingerprint.examples_key` (files' content, keys, tokenizer and template,
+max_length, truncation), and every later run and every other process opens them memory-mapped
+(`datasets.Dataset.from_file`). The bad-row and truncation report is stored with them, so a cache hit prints
+exactly what the build printed. See cache.py for the folder and who builds it.
 """
 
 from __future__ import annotations
@@ -190,8 +190,7 @@ def build_dataset(
     folder = cache.folder(cache_dir, key)
     start = time.perf_counter()
     build = lambda tmp: _build(tmp, files, encoder, settings, report, num_proc, verbose)  # noqa: E731
-    with cache.quiet():
-        built = cache.ensure(folder, rebuild, build)
+    built = cache.ensure(folder, rebuild, build)
     split = cache.open_split(folder, key, digest, time.perf_counter() - start if built else None)
     return _checked(split, patterns, name, strict, truncation, max_length, verbose)
 

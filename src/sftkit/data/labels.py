@@ -52,14 +52,14 @@ class Encoder:
         self.tokenizer = tokenizer
         self.chat = bool(getattr(tokenizer, "chat_template", None))
         if self.chat:
-            self.turn_suffix, self.end_text, self.end_ids = self._template_end()
+            self.turn_suffix, self.end_ids = self._template_end()
         else:
             if tokenizer.eos_token_id is None:
                 raise SftkitError(
                     "the tokenizer has neither a chat template nor an EOS token, so the model could never learn to "
                     "stop. Use a tokenizer with eos_token set (or a chat template)."
                 )
-            self.turn_suffix, self.end_text, self.end_ids = "", tokenizer.eos_token, [tokenizer.eos_token_id]
+            self.turn_suffix, self.end_ids = "", [tokenizer.eos_token_id]
         extra = [tokenizer.eos_token_id, tokenizer.pad_token_id]
         self.stop_ids = list(dict.fromkeys(self.end_ids + [t for t in extra if t is not None]))
         self._stops = frozenset(self.stop_ids)
@@ -74,9 +74,9 @@ class Encoder:
         the template's inputs once per call, a third of the cost per conversation)."""
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
-    def _template_end(self) -> tuple[str, str, list[int]]:
-        """What the template writes after an assistant message's content (`<|im_end|>\\n`), the part of it that is
-        trained (up to and including the first special token: `<|im_end|>`), and that part's ids."""
+    def _template_end(self) -> tuple[str, list[int]]:
+        """What the template writes after an assistant message's content (`<|im_end|>\\n`), and the ids of the part
+        of it that is trained (up to and including the first special token: `<|im_end|>`)."""
         user = [{"role": "user", "content": "1"}]
         full = self._render(user + [{"role": "assistant", "content": _SENTINEL}], False)
         if _SENTINEL not in full:
@@ -90,12 +90,12 @@ class Encoder:
         for i, tok in enumerate(ids):
             if tok in special:
                 end_ids = ids[: i + 1]
-                return suffix, self.tokenizer.decode(end_ids, skip_special_tokens=False), end_ids
+                return suffix, end_ids
         eos = self.tokenizer.eos_token_id
         if eos is None:
             raise SftkitError("the chat template writes no special end-of-turn token and the tokenizer has no EOS.")
         end = self.tokenizer(suffix.rstrip(), add_special_tokens=False)["input_ids"] + [eos]
-        return suffix, suffix.rstrip() + self.tokenizer.eos_token, end
+        return suffix, end
 
     def _frame_specials(self) -> frozenset[int]:
         if not self.chat:

@@ -24,9 +24,6 @@ def _perm(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 
 
-ORDERS = ("grouped", "shuffled", "sequential")
-
-
 def step_order(lengths: np.ndarray, global_batch: int, seed: int, epoch: int, order: str) -> list[np.ndarray]:
     """The epoch's steps, each an array of example indices (the last one may be short). `order`: "grouped" (length
     groups), "shuffled" (a seeded shuffle) or "sequential" (the files' order)."""
