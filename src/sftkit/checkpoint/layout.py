@@ -72,9 +72,7 @@ def _fsync_dir(path: Path) -> None:
 
 def write_atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    with open(tmp) as fh:
-        os.fsync(fh.fileno())
+    _fsync_text(text, tmp)
     os.replace(tmp, path)
 
 

@@ -8,7 +8,6 @@ its own temporary folder: a failed export never touches model.pt / optimizer.pt.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -78,8 +77,7 @@ def export_final(path: Path, merge_lora: bool) -> Path:
     final = path / layout.HF_DIR
     try:
         return export_checkpoint(path, final, merge_lora, overwrite=True)
-    except Exception as exc:  # a full disk raises OSError from torch, SafetensorError from safetensors, ...
-        shutil.rmtree(path / f".tmp-{layout.HF_DIR}", ignore_errors=True)
+    except Exception as exc:  # export_checkpoint has removed its temporary folder; say what is intact and what to do
         raise SftkitError(
             f"the Hugging Face export into {final} failed ({exc}). The checkpoint {path} itself is complete and "
             f"intact (model.pt, optimizer.pt, ...). Free some disk space, then redo the export with "
