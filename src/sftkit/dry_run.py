@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sftkit.data.labels import IGNORE
 from sftkit.errors import SftkitError, user_errors
 
 if TYPE_CHECKING:  # heavy imports only where the dry run starts (`--help` stays instant)
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # heavy imports only where the dry run starts (`--help` stays
 
     from sftkit.config.plan import RunPlan
 
-IGNORE = -100  # labels of untrained tokens (data/labels.py)
 GREEN, RESET = "\033[32m", "\033[0m"
 CHOICES = {
     "random": "random (TRL default)",

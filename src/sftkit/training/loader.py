@@ -82,12 +82,8 @@ class StepSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.global_batch)
 
-    def steps(self, epoch: int) -> list[np.ndarray]:
-        """Every step of `epoch`, whole (all ranks' examples): what `inspect` shows."""
-        return step_order(self.lengths, self.global_batch, self.seed, epoch, self.order)
-
     def __iter__(self) -> Iterator[list[int]]:
-        for step in self.steps(self.epoch):
+        for step in step_order(self.lengths, self.global_batch, self.seed, self.epoch, self.order):
             yield share(step, self.dp_rank, self.dp_size).tolist()
 
 

@@ -118,7 +118,6 @@ class MetricsCallback(TrainerCallback):
     def __init__(self, output_dir: str):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.bar = None
-        self.rows: list[dict] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not dist.is_main():
@@ -160,7 +159,6 @@ class MetricsCallback(TrainerCallback):
             line = f"step {state.global_step}/{state.max_steps} " + " ".join(parts)
         else:
             return
-        self.rows.append(row)
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         (self.bar.write if self.bar is not None else functools.partial(print, flush=True))(line)

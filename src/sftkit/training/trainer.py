@@ -29,6 +29,7 @@ from trl import SFTTrainer
 
 from sftkit import dist
 from sftkit.checkpoint import layout, state
+from sftkit.data.labels import IGNORE
 from sftkit.training import batching, loader
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 
@@ -118,7 +119,7 @@ class SftkitTrainer(SFTTrainer):
         sequence-parallel group counts: the others hold the same examples)."""
         if self.sp is not None and self.sp.rank != 0:
             return
-        lengths = [[len(ex["input_ids"]) for ex in part if any(x != -100 for x in ex["labels"])] for part in parts]
+        lengths = [[len(ex["input_ids"]) for ex in part if any(x != IGNORE for x in ex["labels"])] for part in parts]
         real = sum(map(sum, lengths))
         computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
                                      self.plan.padding_free) for part in parts)  # fmt: skip
@@ -181,7 +182,7 @@ class SftkitTrainer(SFTTrainer):
             for inputs in dataloader:
                 inputs = self._prepare_inputs(inputs)
                 labels = inputs["shift_labels"] if "shift_labels" in inputs else inputs["labels"][..., 1:]
-                n = (labels != -100).sum()
+                n = (labels != IGNORE).sum()
                 loss = self.compute_loss(model, inputs, num_items_in_batch=n)  # = sum / n x scale (TRL)
                 totals += torch.stack([loss.detach().double() * n / scale, n.double()])
                 samples += inputs["input_ids"].shape[0]

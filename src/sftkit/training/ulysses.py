@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sftkit.data.labels import IGNORE
 from sftkit.errors import SftkitError
 
 NAME = "ulysses"
@@ -97,8 +98,8 @@ class Group:
         if pad:  # a last, separate "sequence" of padding (positions from 0, no label)
             ids = torch.cat([ids, torch.full((1, pad), self.pad_id, dtype=ids.dtype)], dim=1)
             pos = torch.cat([pos, torch.arange(pad, dtype=pos.dtype)[None]], dim=1)
-            labels = torch.cat([labels, torch.full((1, pad), -100, dtype=labels.dtype)], dim=1)
-        shift = torch.cat([labels[:, 1:], torch.full((1, 1), -100, dtype=labels.dtype)], dim=1)
+            labels = torch.cat([labels, torch.full((1, pad), IGNORE, dtype=labels.dtype)], dim=1)
+        shift = torch.cat([labels[:, 1:], torch.full((1, 1), IGNORE, dtype=labels.dtype)], dim=1)
         starts = (pos[0] == 0).nonzero().flatten()
         cu = torch.cat([starts, torch.tensor([pos.shape[1]])]).to(torch.int32)
         n = ids.shape[1] // self.sp
