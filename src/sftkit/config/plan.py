@@ -8,7 +8,7 @@ same `RunPlan`; what is printed at start and saved in every checkpoint is `plan.
 Two views of the training arguments are built here, both once:
 - `plan.train`: the resolved configuration the user sees (printed, saved, compared on resume);
 - `plan.trainer_args`: how transformers' Trainer is driven. It sees one *step batch* per optimizer step
-  (gradient_accumulation_steps=1; sftkit cuts the step into micro-batches, see training/steps.py), examples already
+  (gradient_accumulation_steps=1; sftkit cuts the step into micro-batches, see training/trainer.py), examples already
   cut to length (max_length=None; TRL would otherwise refuse padding-free batches), and no save/eval schedule of
   its own (sftkit's callbacks save global_step_N and evaluate; see training/callbacks.py).
 """

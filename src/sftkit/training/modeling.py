@@ -56,15 +56,13 @@ def missing_model(name: str, why: str) -> SftkitError:
     )
 
 
-def attention(use_flash: bool, requested: str | None) -> str:
-    if use_flash or requested == "flash_attention_2":
-        if importlib.util.find_spec("flash_attn") is None:
-            raise SftkitError(
-                "model.use_flash_attention=true but flash-attn is not installed: "
-                "`pip install 'sftkit[gpu]'` (needs a CUDA GPU), or drop the option to use SDPA."
-            )
-        return "flash_attention_2"
-    return requested or "sdpa"
+def check_attention(kernel: str) -> None:
+    """The plan's attention kernel (config/plan.py chose it) is installed."""
+    if kernel == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise SftkitError(
+            "model.use_flash_attention=true but flash-attn is not installed: "
+            "`pip install 'sftkit[gpu]'` (needs a CUDA GPU), or drop the option to use SDPA."
+        )
 
 
 def check_liger(use_liger: bool) -> None:
@@ -105,7 +103,7 @@ def check_inputs(plan) -> None:
     divide), the kernels asked for are installed."""
     m, t = plan.model, plan.train
     config = check_model_path(m.model_name_or_path, t.trust_remote_code)
-    attention(m.use_flash_attention, m.attn_implementation)
+    check_attention(plan.attn_implementation)
     check_liger(m.use_liger)
     if plan.sp_size > 1:
         from sftkit.training.ulysses import check_heads
@@ -115,8 +113,6 @@ def check_inputs(plan) -> None:
 
 def check_disk(plan, model) -> None:
     """Before training (not hours in, at the first save): room for a checkpoint and the final export."""
-    from pathlib import Path
-
     from sftkit.checkpoint.layout import check_disk as free_enough
     from sftkit.checkpoint.save import export_bytes
 
