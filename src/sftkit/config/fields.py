@@ -2,7 +2,7 @@
 
 Three dataclasses, every field with help text: `ModelArguments`, `DataArguments` and `SftkitConfig` (TRL's
 `SFTConfig` plus our fields; TrainingArguments' fields are all available). The verl keys and the environment
-variables are tables in `compat.py`. Parsing goes through `transformers.HfArgumentParser`, like TRL's `TrlParser`.
+variables are tables in `verl/keys.py`. Parsing goes through `transformers.HfArgumentParser`, like TRL's `TrlParser`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The seed's launch scripts (`scripts/run_sft_training.sh`, `scripts/run_sft_peft.sh`) on top of `sftkit train`.
 
-Same environment variables and defaults as the seed's table (compat.SEED_DEFAULTS), same trailing `key=value`
+Same environment variables and defaults as the seed's table (verl.keys.SEED_DEFAULTS), same trailing `key=value`
 overrides. NPROC_PER_NODE > 1 launches through `accelerate launch` (FSDP2 for full fine-tuning, DDP for LoRA on
 GPUs; 2+ CPU processes over gloo without GPUs).
 """
