@@ -21,7 +21,7 @@ from sftkit.data.labels import IGNORE, Encoder, Rejected
 from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
 from sftkit.errors import SftkitError
 
-BATCH = 1000  # rows per map() call and Arrow write
+BATCH = 1000  # rows per encoding batch (one task of the worker pool) and Arrow write
 PARALLEL_FROM_BYTES = 8 << 20  # input files smaller than this are encoded in this process (forking costs more)
 OK = "ok"
 

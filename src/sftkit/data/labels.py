@@ -141,7 +141,12 @@ class Encoder:
 
     # ---- ids -------------------------------------------------------------------------------------------------
     def prompt_ids_batch(self, prompts: list[str]) -> list[list[int]]:
-        return self.tokenizer(self.prompt_texts(prompts), add_special_tokens=not self.chat)["input_ids"]
+        return self._tokenize_prompts(self.prompt_texts(prompts))
+
+    def _tokenize_prompts(self, texts: list[str]) -> list[list[int]]:
+        """Rendered prompts -> ids: a chat template writes its own special tokens; a base model gets the
+        tokenizer's (a BOS, for Llama-style tokenizers)."""
+        return self.tokenizer(texts, add_special_tokens=not self.chat)["input_ids"]
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return self.prompt_ids_batch([prompt])[0]
@@ -196,8 +201,7 @@ class Encoder:
         if not ok:
             return list(turns)
         kept = list(dict.fromkeys(prompts[i] for i in ok))
-        tokenized = self.tokenizer([texts[p] for p in kept], add_special_tokens=not self.chat)["input_ids"]
-        prompt_ids = dict(zip(kept, tokenized))
+        prompt_ids = dict(zip(kept, self._tokenize_prompts([texts[p] for p in kept])))
         trained_ids = self.trained_ids_batch([turns[i] for i in ok])
         out: list[Encoded | Rejected] = list(turns)
         for i, r in zip(ok, trained_ids):
