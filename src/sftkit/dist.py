@@ -52,6 +52,11 @@ def is_local_main() -> bool:
     return state.is_local_main_process if state is not None else int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
+def cores() -> int:
+    """CPU cores this process may use (its affinity mask: a SLURM allocation, taskset), for worker pools."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def print0(*args, **kwargs) -> None:
     if is_main():
         print(*args, **kwargs, flush=True)

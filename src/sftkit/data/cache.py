@@ -53,10 +53,6 @@ def is_complete(path: Path) -> bool:
     return examples == 0 or (path / FILE).is_file()
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def ensure(path: Path, rebuild: bool, build) -> bool:
     """Build `path` with `build(tmp)` unless it is complete (or `rebuild`). True when this call built it. Each
     build is recorded in CACHE_DIR/builds.log (key, host, pid, seconds): who tokenized what, and how often."""

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sftkit import dist
 from sftkit.data import cache
 from sftkit.data.fingerprint import examples_key, files_digest, tokenizer_digest
 from sftkit.data.labels import IGNORE, Encoder, Rejected
@@ -202,7 +203,7 @@ def _build(tmp: Path, files, encoder, settings: dict, report: RowReport, num_pro
 
     rows = stream_rows(files, settings["prompt_key"], settings["response_key"], report, verbose)
     size = sum(f.stat().st_size for f in files)
-    workers = num_proc if num_proc is not None else (cache.cores() if size >= PARALLEL_FROM_BYTES else 1)
+    workers = num_proc if num_proc is not None else (dist.cores() if size >= PARALLEL_FROM_BYTES else 1)
     writer = cache.ExamplesWriter(tmp)
     try:
         for table in encoded_tables(batches_of(rows, BATCH), encoder, settings["max_length"], settings["truncation"],

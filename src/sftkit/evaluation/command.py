@@ -16,6 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from sftkit import dist
 from sftkit.errors import SftkitError, user_errors
 from sftkit.evaluation import backends
 from sftkit.evaluation.generate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS, Generated, Sampling
@@ -97,10 +98,6 @@ def _outputs(args) -> tuple[Path, Path | None]:
     return out, report
 
 
-def _workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _rows(problems: Problems, generations: list[list[Generated]], graded: list[Graded]) -> list[dict]:
     rows, flat = [], iter(graded)
     for problem, samples in zip(problems.items, generations):
@@ -172,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     why = [p.missing for p in problems.items for _ in range(sampling.samples)]
     texts = [g.text for samples in generations for g in samples]
     done = [g.finished for samples in generations for g in samples]
-    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, _workers(), progress=True, ungraded=why, finished=done)
+    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, dist.cores(), progress=True, ungraded=why, finished=done)
     write_jsonl(output, _rows(problems, generations, graded))
     summary = make_summary(problems, generations, graded, output, sampling)
     summary["generation"] = _generation_info(backend, generations, seconds, sampling, source.description)

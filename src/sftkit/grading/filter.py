@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
+from sftkit import dist
 from sftkit.data.parquet import plan_columns
 from sftkit.data.rows import RowReport, expand_inputs
 from sftkit.errors import SftkitError, user_errors
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _workers(requested: int | None) -> int:
     if requested is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return dist.cores()
     if requested < 1:
         raise SftkitError(f"--workers {requested}: give 1 or more processes")
     return requested
