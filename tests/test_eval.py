@@ -244,6 +244,14 @@ def test_user_mistakes_exit_2_without_traceback(tiny_model_dir, problems_file, t
         assert message in err and "Traceback" not in err, (argv, err)
 
 
+def test_output_must_be_jsonl_and_says_so(tiny_model_dir, problems_file, tmp_path, capsys):
+    argv = [str(tiny_model_dir), "--problems", str(problems_file), "--output", str(tmp_path / "o.txt")]
+    assert command.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the output is JSON Lines; give a file name ending in .jsonl" in err, err
+    assert not (tmp_path / "o.txt").exists()
+
+
 # ---- real checkpoints (trained for a few steps) ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, Path]:

@@ -16,7 +16,8 @@ def check_output(path: str, flag: str, suffix: str | None = ".parquet") -> Path:
     write after all the grading (a file where the folder should be, a read-only folder, a folder at the path)."""
     out = Path(path)
     if suffix and out.suffix != suffix:
-        raise SftkitError(f"{flag} {path}: the output is Parquet; give a file name ending in {suffix}")
+        kind = {".parquet": "Parquet", ".jsonl": "JSON Lines"}.get(suffix, suffix)
+        raise SftkitError(f"{flag} {path}: the output is {kind}; give a file name ending in {suffix}")
     blocker = next((p for p in [out.parent, *out.parent.parents] if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise SftkitError(f"{flag} {path}: {blocker} is a file, not a folder; give a path in a folder")
