@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sftkit.checkpoint.layout import MODEL, holds_checkpoints, is_complete
+from sftkit.checkpoint.layout import MODEL, REQUIRED, holds_checkpoints, is_complete
 from sftkit.errors import SftkitError, user_errors
 
 EXPORT_MARKERS = ("config.json", "adapter_config.json")  # what makes a folder "an earlier export"
@@ -61,8 +61,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
     ckpt, output = Path(ckpt), Path(output)
     if not is_complete(ckpt):
         raise SftkitError(
-            f"{ckpt} is not a complete global_step_* checkpoint (needs model.pt, optimizer.pt, "
-            "scheduler.pt, train_state.pt, trainer_state.json)."
+            f"{ckpt} is not a complete global_step_* checkpoint (needs {', '.join(REQUIRED)})."
         )
     check_output(output, overwrite)
     cfg = load_state(ckpt)["config"]

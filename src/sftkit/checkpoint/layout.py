@@ -135,8 +135,13 @@ def step_of(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
+def missing(path: Path) -> list[str]:
+    """The files of REQUIRED that `path` lacks (an interrupted save or copy)."""
+    return [f for f in REQUIRED if not (path / f).is_file()]
+
+
 def is_complete(path: Path) -> bool:
-    return path.is_dir() and all((path / f).is_file() for f in REQUIRED)
+    return path.is_dir() and not missing(path)
 
 
 def numbered_checkpoints(output_dir: str | Path) -> list[Path]:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from sftkit import dist
-from sftkit.checkpoint.layout import REQUIRED, find_latest, holds_checkpoints, is_complete
+from sftkit.checkpoint.layout import find_latest, holds_checkpoints, is_complete, missing
 from sftkit.checkpoint.state import load_state
 from sftkit.errors import SftkitError
 
@@ -61,9 +61,8 @@ def pick(setting: str | None, output_dir: str) -> Path | None:
             "Use a global_step_* folder or `auto` (newest complete one in the output folder)."
         )
     if not is_complete(path):
-        missing = [f for f in REQUIRED if not (path / f).is_file()]
         raise SftkitError(
-            f"checkpoint {path} is incomplete (missing {', '.join(missing)}): it was interrupted while "
+            f"checkpoint {path} is incomplete (missing {', '.join(missing(path))}): it was interrupted while "
             "being written or copied. Use an earlier one, or trainer.resume_from_checkpoint=auto."
         )
     return path

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from sftkit.checkpoint.layout import HF_DIR, REQUIRED, STATE, find_latest, holds_checkpoints, is_complete
+from sftkit.checkpoint.layout import HF_DIR, STATE, find_latest, holds_checkpoints, is_complete, missing
 from sftkit.errors import SftkitError
 
 ADAPTER = "adapter_config.json"
@@ -74,9 +74,8 @@ def _check_base(base: str, adapter: Path) -> None:
 
 def _checkpoint(path: Path, stack: ExitStack) -> ModelSource:
     if not is_complete(path):
-        missing = [f for f in REQUIRED if not (path / f).is_file()]
         raise SftkitError(
-            f"{path} is not a complete checkpoint ({', '.join(missing)} missing: a save that was interrupted?). "
+            f"{path} is not a complete checkpoint ({', '.join(missing(path))} missing: a save that was interrupted?). "
             "Evaluate a complete one: the run folder's `latest` file names the newest."
         )
     hf = path / HF_DIR
