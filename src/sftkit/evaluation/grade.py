@@ -1,8 +1,8 @@
 """Grading generated texts exactly as `sftkit filter` grades solution rows, so both give the same accuracy.
 
 The same steps as the filter's (`grading.inputs.read_solutions` then `grading.filter._records`): the final answer
-of the text (`extract.final_answer`: after the last marker, else from the concluding statement), cleaned
-(`judge.clean`), then each distinct (gold, answer) pair judged once with math-verify within a time limit on worker
+of the text (`inputs.stated_answer`, the filter's own: after the last marker, else from the concluding statement,
+cleaned), then each distinct (gold, answer) pair judged once with math-verify within a time limit on worker
 processes (`pool.grade_pairs`). The test suite runs `sftkit filter` on `sftkit eval`'s output and checks the two
 agree, so a change of the filter's pipeline that is not mirrored here fails a test.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sftkit.grading.extract import final_answer
-from sftkit.grading.judge import CORRECT, clean
+from sftkit.grading.inputs import stated_answer
+from sftkit.grading.judge import CORRECT
 from sftkit.grading.pool import grade_pairs
 from sftkit.grading.report import NO_GOLD
 
@@ -24,13 +24,6 @@ class Graded(NamedTuple):
     outcome: str  # a verdict (judge.VERDICTS), or why it was not graded (report.NO_GOLD / NO_METADATA)
     answer: str | None  # the final answer found, cleaned; None when the text states none
     route: str | None  # extract.MARKER, extract.PROSE or None
-
-
-def final(text: str) -> tuple[str | None, str | None]:
-    """(answer, route) of a solution text, as the filter reads a solution row."""
-    found = final_answer(text)
-    answer = clean(found.text) if found.text is not None else None
-    return answer, (found.route if answer else None)
 
 
 def grade_texts(
@@ -48,7 +41,7 @@ def grade_texts(
     if len(golds) != len(texts):
         raise ValueError(f"{len(golds)} gold answers for {len(texts)} texts: give one gold answer per text")
     done = finished if finished is not None else [True] * len(texts)
-    finals = [final(t) if ok else (None, None) for t, ok in zip(texts, done)]
+    finals = [stated_answer(t) if ok else (None, None) for t, ok in zip(texts, done)]
     pairs = list(dict.fromkeys((g, a) for g, (a, _) in zip(golds, finals) if g is not None))
     verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers, progress=progress)))
     why = ungraded or [None] * len(texts)

@@ -94,6 +94,14 @@ def load_metadata(path: Path, id_key: str, answer_key: str, strict: bool) -> Met
     return Metadata(golds, without_answer - golds.keys(), info, report)
 
 
+def stated_answer(text: str, require_marker: bool = False) -> tuple[str | None, str | None]:
+    """(answer, route) of a solution text: its final answer, cleaned (None when it states none), and how it was
+    found (extract.MARKER, extract.PROSE; None without an answer). `sftkit eval` grades its texts through this too."""
+    found = final_answer(text, require_marker)
+    answer = clean(found.text) if found.text is not None else None
+    return answer, (found.route if answer else None)
+
+
 def _short(prompt: str, width: int = 60) -> str:
     prompt = " ".join(prompt.split())
     return repr(prompt if len(prompt) <= width else prompt[: width - 3] + "...")
@@ -132,9 +140,8 @@ def read_solutions(
             prompts.check(key, row[PROMPT_KEY], f"{path}:{line}")
         for name, value in row.items():
             kinds[name][kind_of(value)] += 1
-        final = final_answer(row[response_key], require_marker)
-        answer = clean(final.text) if final.text is not None else None
+        answer, route = stated_answer(row[response_key], require_marker)
         if row.get("finished") is False:  # `sftkit eval` marks a generation cut at max_new_tokens: no final answer
-            answer = None
-        solutions.append(Solution(index[path], line, key, answer, final.route if answer else None))
+            answer, route = None, None
+        solutions.append(Solution(index[path], line, key, answer, route))
     return solutions, kinds
