@@ -70,7 +70,7 @@ def flops_per_token(
 
 
 class StepCounter:
-    """Tokens since the last log, as one device tensor [real, computed, sequences, sum of squared lengths]."""
+    """Tokens since the last log, as one tensor [real, computed, sum of squared lengths]."""
 
     def __init__(self):
         self.reset()

@@ -115,7 +115,7 @@ class SftkitTrainer(SFTTrainer):
 
     # ---- metrics -------------------------------------------------------------------------------------------
     def count_tokens(self, parts: list[list[dict]]) -> None:
-        """[real tokens, computed tokens, sequences, sum of squared lengths] of a step on this rank (one rank per
+        """[real tokens, computed tokens, sum of squared lengths] of a step on this rank (one rank per
         sequence-parallel group counts: the others hold the same examples)."""
         if self.sp is not None and self.sp.rank != 0:
             return
@@ -124,13 +124,13 @@ class SftkitTrainer(SFTTrainer):
         computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
                                      self.plan.padding_free) for part in parts)  # fmt: skip
         squares = sum(n * n for part in lengths for n in part)
-        counts = torch.tensor([real, computed, sum(map(len, lengths)), squares], dtype=torch.float64)
+        counts = torch.tensor([real, computed, squares], dtype=torch.float64)
         self.counter.add(counts)
 
-    def _reduced_counts(self) -> tuple[float, float, float, float]:
+    def _reduced_counts(self) -> tuple[float, float, float]:
         """Token counts since the last log, all ranks: one collective per logging step."""
         t = self.counter.totals
-        t = torch.zeros(4, dtype=torch.float64) if t is None else t
+        t = torch.zeros(3, dtype=torch.float64) if t is None else t
         t = t.to(self.args.device)
         if dist.distributed():
             torch.distributed.all_reduce(t)
@@ -142,7 +142,7 @@ class SftkitTrainer(SFTTrainer):
         super().log(logs, start_time)
 
     def speed_metrics(self) -> dict:
-        real, padded, seqs, attended = self._reduced_counts()
+        real, padded, attended = self._reduced_counts()
         elapsed = max(time.perf_counter() - (self.counter.start or time.perf_counter()), 1e-9)
         self.counter.reset()
         out = {"tokens_per_second": real / elapsed, "padding_fraction": 1 - real / padded if padded else 0.0}
