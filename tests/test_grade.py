@@ -11,16 +11,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from _files import write_jsonl
 from sftkit.grading import filter as grade
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    """Rows are dicts (written as JSON) or raw strings (written as they are: for malformed lines)."""
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
 
 
 def run(capsys, solutions, metadata, save_correct, *more) -> tuple[int, str, str]:

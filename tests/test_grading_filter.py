@@ -10,13 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from _files import write_jsonl
 from sftkit.grading import filter as grade
 from sftkit.grading.outputs import check_output
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def sol(id_, text: str, prompt: str | None = None) -> dict:

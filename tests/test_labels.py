@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from _files import write_jsonl
 from sftkit.data.dataset import build_dataset
 from sftkit.data.labels import IGNORE, Encoder, Rejected, frame
 from sftkit.errors import SftkitError
@@ -335,11 +336,6 @@ def test_frame_without_max_length_never_truncates():
 
 
 # ---- data/dataset.py: files -> tokenized examples -----------------------------------------------------------
-def write_jsonl(path, rows) -> str:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
-
-
 def test_build_counts_truncated_and_dropped_and_error_names_the_row(tmp_path, tokenizers):
     enc = Encoder(tokenizers["qwen2.5"])
     n_prompt = len(enc.prompt_ids("short"))
@@ -348,7 +344,7 @@ def test_build_counts_truncated_and_dropped_and_error_names_the_row(tmp_path, to
         {"id": "cut", "prompt": "short", "generated_solution": "a long response " * 20},
         {"id": "gone", "prompt": "a very long prompt " * 20, "generated_solution": "never seen"},
     ]
-    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    path = str(write_jsonl(tmp_path / "rows.jsonl", rows))
     split = build_dataset([path], enc, "prompt", "generated_solution", n_prompt + 10, "right", cache_dir=tmp_path)
     assert (split.stats.truncated, split.stats.dropped, split.stats.dropped_ids) == (1, 1, ["gone"])
     assert set(split.dataset.column_names) == {"input_ids", "labels", "length", "trained"}
@@ -363,7 +359,7 @@ def test_built_examples_are_the_encoder_s(toks, template, tmp_path):
     """The batched, cached build gives exactly what Encoder.encode gives one by one."""
     enc = Encoder(toks[template])
     rows = [{"id": k, "prompt": p, "generated_solution": r} for k, (p, r) in CASES.items()]
-    path = write_jsonl(tmp_path / "cases.jsonl", rows)
+    path = str(write_jsonl(tmp_path / "cases.jsonl", rows))
     for max_length, truncation in [(None, "right"), (24, "right"), (24, "left"), (60, "right")]:
         expected = [enc.encode(p, r, max_length, truncation) for p, r in CASES.values()]
         kept = [e for e in expected if not isinstance(e, Rejected)]
@@ -417,7 +413,7 @@ def test_rows_with_a_stop_token_are_counted_bad_rows_with_file_and_line(tmp_path
         {"id": 2, "prompt": "p", "generated_solution": "quoting <|im_end|> inside"},
         {"id": 3, "prompt": "p", "generated_solution": "also fine"},
     ]
-    path = write_jsonl(tmp_path / "stops.jsonl", rows)
+    path = str(write_jsonl(tmp_path / "stops.jsonl", rows))
     enc = Encoder(qwen_tokenizer)
     split = build_dataset([path], enc, "prompt", "generated_solution", 64, "right", cache_dir=tmp_path)
     assert len(split) == 2 and split.report.bad["end of turn in response"] == 1 and split.report.rows_ok == 2

@@ -10,17 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from _files import write_jsonl
 from sftkit.cli import main as cli_main
 from sftkit.data import parquet, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    """Rows are dicts (written as JSON) or raw strings (written as they are: for malformed lines)."""
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
 
 
 def solutions(n_problems: int, per_problem: int, start: int = 0) -> list[dict]:
