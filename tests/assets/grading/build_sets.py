@@ -189,7 +189,7 @@ def templated(split: str, golds: list[dict]) -> list[dict]:
     return rows
 
 
-SPLITS = ("tune", "heldout", "fresh", "untouched")  # fresh, untouched: hand-written rows only (README.md)
+SPLITS = ("tune", "heldout", "fresh", "untouched", "families")  # fresh, untouched, families: hand-written only
 
 
 def build(split: str) -> list[dict]:
