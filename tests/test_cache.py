@@ -5,7 +5,9 @@ builds again, nothing else does."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,83 @@ def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
     path = write(tmp_path / "data.jsonl", rows())
     with pytest.raises(SftkitError, match="cache folder .* data.cache_dir"):
         build(path, tmp_path)
+
+
+# ---- a damaged cache is never trained on; I/O errors are messages -----------------------------------------------
+def test_damaged_examples_file_is_built_again_not_read(tmp_path, capsys):
+    path = write(tmp_path / "data.jsonl", rows())
+    first = build(path, tmp_path)
+    expected = first.dataset[:]["input_ids"]  # Python lists, not a view of the file damaged below
+    arrow = first.path / cache.FILE
+    size = arrow.stat().st_size
+    with open(arrow, "r+b") as fh:  # bytes overwritten inside the data, the size unchanged
+        fh.seek(size // 2)
+        fh.write(b"\x7f" * 64)
+    capsys.readouterr()
+    again = build(path, tmp_path)
+    assert "is damaged" in capsys.readouterr().out and again.seconds is not None and len(builds(tmp_path)) == 2
+    assert again.dataset["input_ids"] == expected
+    with open(arrow, "r+b") as fh:  # a truncated file
+        fh.truncate(size // 3)
+    truncated = build(path, tmp_path)
+    assert "is damaged" in capsys.readouterr().out and truncated.dataset["input_ids"] == expected
+    assert build(path, tmp_path).seconds is None and len(builds(tmp_path)) == 3  # intact again: opened
+
+
+def test_temporary_folder_of_a_killed_build_is_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(gone.stdout), os.getpid()
+    (tmp_path / "cache").mkdir()
+    host = socket.gethostname()
+    left = tmp_path / "cache" / f".tmp-examples-0123abc-{host}-{dead}"
+    running = tmp_path / "cache" / f".tmp-examples-4567def-{host}-{alive}"  # a live builder's: kept
+    for folder in (left, running):
+        folder.mkdir()
+        (folder / cache.FILE).write_bytes(b"partial")
+    build(write(tmp_path / "data.jsonl", rows()), tmp_path)
+    assert not left.exists() and running.exists()
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """Real small filesystems (tmpfs; root only), unmounted afterwards."""
+    points = []
+
+    def mount(name: str, options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root")
+        points.append(point)
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_full_disk_during_the_build_is_a_clear_error(tmp_path, mounted):
+    from sftkit.errors import SftkitError
+
+    disk = mounted("disk", "size=16m")
+    path = write(tmp_path / "data.jsonl", rows(2000))
+    (disk / "ballast").write_bytes(b"\0" * (shutil.disk_usage(disk).free - (64 << 10)))
+    with pytest.raises(SftkitError, match=rf"cannot write the examples cache in {disk}/cache \(No space left"):
+        build(path, disk)
+    assert not list((disk / "cache").glob(".tmp-*")) and not list((disk / "cache").glob("examples-*"))
+    (disk / "ballast").unlink()
+    assert len(build(path, disk)) == 1998  # room again: built
+
+
+def test_read_only_cache_folder_is_a_clear_error(tmp_path, mounted):
+    from sftkit.errors import SftkitError
+
+    read_only = mounted("ro", "size=1m,ro")
+    with pytest.raises(SftkitError, match=r"cannot write the examples cache .*Read-only file system.*data.cache_dir"):
+        build_dataset([write(tmp_path / "data.jsonl", rows())], Encoder(build_tokenizer("qwen2.5")), "prompt",
+                      "generated_solution", 256, "right", cache_dir=read_only)  # fmt: skip
