@@ -1,8 +1,9 @@
 """Reading JSONL rows, streaming, with every bad row counted and reported (never a crash, never silent).
 
 Used by `prepare`, `filter` and the trainer's data loading. A bad row is: malformed JSON, a line that is not a
-JSON object, a missing / empty / non-string required field. A missing or unreadable file, a glob with no match
-and an empty file are reported the same way. `strict=True` turns the first of them into an error.
+JSON object, a missing / empty / non-string required field, a lone UTF-16 surrogate escape ("\\ud800": valid
+JSON, not text). A missing or unreadable file, a glob with no match and an empty file are reported the same way.
+`strict=True` turns the first of them into an error.
 Parquet files (e.g. `sftkit filter`'s output) are read the same way by `iter_rows`; their "line" is the row number.
 """
 
@@ -112,6 +113,18 @@ def check_fields(row: dict, required: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
+def lone_surrogate(row) -> str | None:
+    """Why a parsed row is not text, or None: JSON allows a lone UTF-16 surrogate escape ("\\ud800"), which no
+    UTF-8 writer (Parquet, a tokenizer) can encode. Called only for lines holding a "\\ud..." escape (cheap)."""
+    for key, value in row.items() if isinstance(row, dict) else [("row", row)]:
+        text = json.dumps(value, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"{key!r} holds a lone UTF-16 surrogate ({ascii(text[exc.start])[1:-1]}), which is not text"
+    return None
+
+
 def _accept(row, where: str, report: RowReport, required: Sequence[str]) -> bool:
     """Count `row` in `report`: True if usable, else rejected with its reason."""
     if not isinstance(row, dict):
@@ -153,6 +166,9 @@ def iter_jsonl(files: Iterable[Path], report: RowReport, required: Sequence[str]
                     continue
                 except json.JSONDecodeError as exc:
                     report.reject(where, f"malformed JSON ({exc.msg} at column {exc.colno})", "malformed JSON")
+                    continue
+                if (b"\\ud" in raw or b"\\uD" in raw) and (surrogate := lone_surrogate(row)):
+                    report.reject(where, surrogate, "lone surrogate")
                     continue
                 if _accept(row, where, report, required):
                     yield path, lineno, row

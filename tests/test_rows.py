@@ -1,0 +1,59 @@
+"""`data/rows.py`: a row that is valid JSON but not text (a lone UTF-16 surrogate) is a counted bad row with
+file:line, in every command that reads rows, never a UnicodeEncodeError (issue #20, 3.9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from _files import write_jsonl
+from sftkit.data import prepare
+from sftkit.data.rows import RowReport, iter_jsonl
+from sftkit.grading import filter as grade
+
+ROWS = [
+    {"id": i, "prompt": f"What is {i} + 1?", "generated_solution": f"{i} + 1 = {i + 1}. #### {i + 1}"}
+    for i in range(4)
+]
+LONE = r'{"id": 9, "prompt": "What is 9 + 1?", "generated_solution": "x \ud800 y. #### 10"}'  # JSON escape, unpaired
+PAIRED = r'{"id": 8, "prompt": "What is 8 + 1?", "generated_solution": "\ud83d\ude00 8 + 1 = 9. #### 9"}'  # an emoji
+
+
+def test_a_lone_surrogate_is_a_bad_row_and_a_pair_is_text(tmp_path: Path):
+    src = write_jsonl(tmp_path / "s.jsonl", [ROWS[0], LONE, PAIRED])
+    report = RowReport()
+    rows = [row for _, _, row in iter_jsonl([src], report, required=("prompt", "generated_solution"))]
+    assert [r["id"] for r in rows] == [0, 8] and rows[1]["generated_solution"].startswith("\U0001f600")
+    assert report.bad == {"lone surrogate": 1} and report.rows_read == 3
+    assert (
+        str(report.examples[0])
+        == f"{src}:2: 'generated_solution' holds a lone UTF-16 surrogate (\\ud800), which is not text"
+    )
+
+
+def test_prepare_counts_a_lone_surrogate_row(tmp_path: Path, capsys):
+    src = write_jsonl(tmp_path / "s.jsonl", [*ROWS[:2], LONE, *ROWS[2:]])
+    assert prepare.main([str(src), "--output-dir", str(tmp_path / "out"), "--val-split", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "dropped (lone surrogate): 1" in out and f"{src}:3: 'generated_solution' holds a lone" in out
+    assert pq.read_table(tmp_path / "out" / "train.parquet").num_rows == 4
+
+
+def test_filter_counts_a_lone_surrogate_row(tmp_path: Path, capsys):
+    src = write_jsonl(tmp_path / "s.jsonl", [*ROWS[:2], LONE, *ROWS[2:]])
+    meta = write_jsonl(tmp_path / "m.jsonl", [{"id": i, "answer": str(i + 1)} for i in (0, 1, 2, 3, 9)])
+    argv = [
+        "--solutions-file",
+        src,
+        "--metadata-file",
+        meta,
+        "--save-correct",
+        tmp_path / "c.parquet",
+        "--workers",
+        "1",
+    ]
+    assert grade.main([str(a) for a in argv]) == 0
+    out = capsys.readouterr().out
+    assert "lone surrogate: 1" in out and f"{src}:3:" in out
+    assert pq.read_table(tmp_path / "c.parquet").num_rows == 4
