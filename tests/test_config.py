@@ -13,6 +13,7 @@ import yaml
 
 from sftkit import cli
 from sftkit.config.fields import CONFIG_CLASSES
+from sftkit.config.parse import canonical
 from sftkit.config.plan import RunPlan
 from sftkit.config.plan import plan_run as resolve
 from sftkit.errors import SftkitError
@@ -70,7 +71,7 @@ VERL_CASES = {
     "trainer.total_epochs": ("2", "train", "num_train_epochs", 2.0, []),
     "trainer.total_training_steps": ("100", "train", "max_steps", 100, []),
     "trainer.save_freq": ("250", "train", "save_steps", 250, []),
-    "trainer.test_freq": ("50", "train", "eval_steps", 50.0, []),
+    "trainer.test_freq": ("50", "train", "eval_steps", 50, []),
     "trainer.logger": ("console", "train", "logger", ["console"], []),
     "trainer.project_name": ("my-project", "train", "project_name", "my-project", []),
     "trainer.experiment_name": ("run-1", "train", "run_name", "run-1", []),
@@ -90,6 +91,8 @@ def run(*overrides: str, environ: dict | None = None, world_size: int | None = N
     """resolve() with the required settings, no environment from the test machine."""
     recipe = str(recipe) if recipe is not None else None
     base = BASE if recipe is None else []
+    given = {canonical(o.lstrip("-").partition("=")[0], "test") for o in overrides if "=" in o or o[:2] == "--"}
+    base = [b for b in base if canonical(b.partition("=")[0], "test") not in given]  # a key set twice is an error
     return resolve(recipe, [*base, *overrides], environ=environ or {}, world_size=world_size)
 
 
@@ -199,8 +202,12 @@ def test_mixed_forms_in_one_command_line():
     assert (r.train.max_length, r.train.learning_rate, r.train.seed) == (512, 2e-5, 3)
 
 
-def test_last_override_wins():
-    assert run("optim.lr=1e-4", "--learning_rate", "2e-4").train.learning_rate == 2e-4
+def test_a_key_set_twice_on_the_command_line_is_an_error():
+    # as in a recipe: the last one winning silently hides a typo (optim.lr is learning_rate)
+    with pytest.raises(SftkitError, match="learning_rate is set twice on the command line.*optim.lr=1e-4"):
+        run("optim.lr=1e-4", "--learning_rate", "2e-4")
+    with pytest.raises(SftkitError, match="max_length is set twice"):
+        run("max_length=10", "data.max_length=20")
 
 
 def test_argument_that_is_not_an_override_is_an_error():
@@ -272,7 +279,7 @@ def test_env_var_maps_to_its_field(var):
     assert actual == expected and type(actual) is type(expected)
     assert r.sources[name] == f"env {var}"
     # the command line beats the variable
-    assert resolve(None, [*BASE, f"{name}={value}"], environ={var: value}).sources[name] == "command line"
+    assert resolve(None, [*others, f"{name}={value}"], environ={var: value}).sources[name] == "command line"
 
 
 def test_spec_env_vars_are_all_read():

@@ -27,6 +27,8 @@ PINNED = {
     (Trainer, "_load_rng_state"): ["self", "checkpoint"],
     # private, called by our validation loop
     (Trainer, "_prepare_inputs"): ["self", "inputs"],
+    # private: the step's gradient norm, before the optimizer step; ours stops or skips a non-finite step
+    (Trainer, "_get_grad_norm"): ["self", "model", "grad_norm"],
     # public, overridden: our versions take and return exactly these
     (Trainer, "get_batch_samples"): ["self", "epoch_iterator", "num_batches", "device"],
     (Trainer, "training_step"): ["self", "model", "inputs", "num_items_in_batch"],
@@ -47,6 +49,8 @@ SOURCE_PINS = {
         "self.training_step(model, inputs, num_items_in_batch)",
         "set_epoch(epoch)",  # our StepLoader / StepSampler learn the epoch this way
         "skip_first_batches(",  # exact resume skips whole step batches
+        # the step's gradient norm on every optimizer step, before the optimizer steps (training/nonfinite.py)
+        "grad_norm = self._get_grad_norm(model, grad_norm=grad_norm)",
     ],
     # a save asked by a callback: after logging and validation, then on_save
     (Trainer, "_maybe_log_save_evaluate"): ["self.control.should_save", "self._save_checkpoint(model, trial)"],

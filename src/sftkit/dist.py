@@ -108,14 +108,14 @@ def on_main(fn: Callable[[], T]) -> T:
         try:
             result = fn()
         except SftkitError as exc:
-            problem = str(exc)
+            problem = (str(exc), exc.exit_code)
         except BaseException as exc:
             crash = exc
             broadcast((None, None, f"{type(exc).__name__}: {exc}"))
             raise
     result, problem, crash = broadcast((result, problem, crash))
     if problem is not None:
-        raise SftkitError(problem, shared=True)
+        raise SftkitError(problem[0], shared=True, exit_code=problem[1])
     if crash is not None:
         raise RuntimeError(f"rank 0 failed ({crash}); see its traceback")
     return result

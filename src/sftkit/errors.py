@@ -14,9 +14,10 @@ class SftkitError(Exception):
     prints it. A rank-local error (`shared=False`) raised on another rank is printed by that rank, with its number.
     """
 
-    def __init__(self, message: str, shared: bool = False):
+    def __init__(self, message: str, shared: bool = False, exit_code: int = 2):
         super().__init__(message)
         self.shared = shared
+        self.exit_code = exit_code  # 2 for a user mistake; 3 for a run that diverged (training/nonfinite.py)
 
 
 def closest(name: str, choices, n: int = 3) -> str:
@@ -39,7 +40,7 @@ def report(exc: SftkitError) -> None:
 
 
 def user_errors(func: Callable[..., int]) -> Callable[..., int]:
-    """Turn SftkitError into `error: ...` on stderr (once) and exit code 2, instead of a traceback."""
+    """Turn SftkitError into `error: ...` on stderr (once) and its exit code (2), instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> int:
@@ -47,6 +48,6 @@ def user_errors(func: Callable[..., int]) -> Callable[..., int]:
             return func(*args, **kwargs)
         except SftkitError as exc:
             report(exc)
-            return 2
+            return exc.exit_code
 
     return wrapper

@@ -190,7 +190,11 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
-    for cb in [RunSchedule(trainer, data.val is not None), MetricsCallback(plan.train.output_dir), *callbacks]:
+    for cb in [
+        RunSchedule(trainer, data.val is not None),
+        MetricsCallback(plan.train.output_dir, not plan.train.disable_tqdm),
+        *callbacks,
+    ]:
         trainer.add_callback(cb)
     return trainer
 

@@ -25,6 +25,16 @@ def save_checkpoint(trainer, name: str) -> Path:
     out = Path(plan.train.output_dir)
 
     def write() -> Path:
+        bad = [key for key, tensor in model_sd.items() if not bool(tensor.isfinite().all())]
+        if bad:  # a step's update overflowed (its gradients were finite: training/nonfinite.py let it pass)
+            latest = layout.find_latest(out)
+            raise SftkitError(
+                f"the run diverged: after step {trainer.state.global_step} {len(bad)} weight tensors hold NaN/inf "
+                f"(e.g. {bad[0]}); {name} is not written, and no non-finite weights are ever saved or exported. "
+                f"The last checkpoint is {latest or 'none'}. Lower the learning rate (optim.lr) or clip gradients "
+                "(optim.clip_grad=1.0).",
+                exit_code=3,
+            )
         out.mkdir(parents=True, exist_ok=True)
         problem = layout.check_disk(out, state.tensor_bytes(model_sd) + state.tensor_bytes(optim_sd))
         if problem:

@@ -193,6 +193,16 @@ class SftkitConfig(SFTConfig):
     eval_accuracy_max_new_tokens: int = field(
         default=512, metadata={"help": "Longest generation for val_accuracy (tokens)."}
     )
+    nonfinite_step: str = field(
+        default="stop",
+        metadata={
+            "help": "A step whose loss or gradient norm is NaN/inf: stop = the run ends before that optimizer step "
+            "(exit 3; the earlier checkpoints stay, nothing non-finite is saved or exported); skip = that "
+            "optimizer step is skipped (weights and optimizer state unchanged) and the run goes on, each skip "
+            "printed and counted in metrics.jsonl (skipped_steps).",
+            "choices": ["stop", "skip"],
+        },
+    )
     ulysses_sequence_parallel_size: int = field(
         default=1,
         metadata={

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from sftkit.config.fields import CONFIG_CLASSES
+from sftkit.config.fields import CONFIG_CLASSES, DataArguments, ModelArguments
+from sftkit.config.options import ALIASES, refusal
 from sftkit.errors import SftkitError, closest
 from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VALUE_ALIASES, VERL_KEYS
 
@@ -42,10 +43,33 @@ def field_names() -> set[str]:
     return {f.name for cls in CONFIG_CLASSES for f in dataclasses.fields(cls)}
 
 
+def _sectioned(key: str) -> str | None:
+    """`data.cache_dir`, `model.lora_dropout`: any field of DataArguments / ModelArguments under verl's section."""
+    section, _, name = key.partition(".")
+    cls = {"data": DataArguments, "model": ModelArguments}.get(section)
+    if cls is not None and name in {f.name for f in dataclasses.fields(cls)}:
+        return name
+    return None
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default value (SftkitConfig's where it redefines one of SFTConfig)."""
+    out: dict[str, Any] = {}
+    for cls in CONFIG_CLASSES:
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+    return out
+
+
 def canonical(key: str, origin: str) -> str:
     """verl key or field name (dashes allowed) -> field name; unknown keys fail with suggestions."""
     if key in VERL_KEYS:
         return VERL_KEYS[key]
+    if _sectioned(key):
+        return _sectioned(key)
     name = key.replace("-", "_")
     if name in field_names() or name in SPLIT_KEYS or key in IGNORED_KEYS:
         return key if key in IGNORED_KEYS else name
@@ -111,6 +135,7 @@ def from_env(environ=os.environ) -> dict[str, tuple[Any, str]]:
 def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
     """`--key value`, `--key=value`, `key=value` and verl `a.b=value`; bare `--flag` means true."""
     out: dict[str, tuple[Any, str]] = {}
+    tokens: dict[str, str] = {}  # field -> the token that set it (a key given twice is an error, as in a recipe)
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -126,9 +151,30 @@ def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
             key, _, value = token.partition("=")
         else:
             raise SftkitError(f"cannot read the argument {token!r}: use `key=value` or `--key value`")
-        out[canonical(key, f"command line {token!r}")] = (value, "command line")
+        name = canonical(key, f"command line {token!r}")
+        if name in tokens and name not in IGNORED_KEYS:
+            raise SftkitError(f"{name} is set twice on the command line ({tokens[name]!r} and {token!r}); keep one.")
+        out[name], tokens[name] = (value, "command line"), token
         i += 1
     return out
+
+
+def resolve_aliases(values: dict[str, tuple[Any, str]]) -> None:
+    """TRL/transformers spellings with an sftkit meaning (config/options.py ALIASES) move to the sftkit field."""
+    for name, alias in ALIASES.items():
+        if name not in values:
+            continue
+        value, origin = values.pop(name)
+        if alias.values is not None:
+            if str(value) not in alias.values:
+                raise SftkitError(f"{name}={value!r} ({origin}) is not one of: {', '.join(alias.values)}")
+            value = alias.values[str(value)]
+        if alias.target in values and str(values[alias.target][0]).lower() != str(value).lower():
+            raise SftkitError(
+                f"{name}={value!r} ({origin}) and {alias.target}={values[alias.target][0]!r} "
+                f"({values[alias.target][1]}) are one setting in sftkit ({alias.target}); keep one."
+            )
+        values[alias.target] = (value, f"{origin}, as {name}")
 
 
 def to_value(name: str, value: Any) -> Any:
@@ -176,6 +222,7 @@ def merge(recipe: str | None, argv: list[str], environ=os.environ) -> dict[str, 
     for key, aliases in VALUE_ALIASES.items():
         if key in values and str(values[key][0]) in aliases:
             values[key] = (aliases[str(values[key][0])], values[key][1])
+    resolve_aliases(values)
     return values
 
 
@@ -213,4 +260,9 @@ def parse(recipe: str | None, argv: list[str], environ=os.environ) -> Settings:
         namespace, _ = parser.parse_known_args(args=[])
     except SftkitError as exc:
         raise SftkitError(_name_the_origin(str(exc), values)) from None
-    return Settings(values=vars(namespace), sources={k: origin for k, (_, origin) in values.items()})
+    typed, default = vars(namespace), defaults()
+    for name, (_, origin) in values.items():
+        message = refusal(name, typed[name], default.get(name))
+        if message:
+            raise SftkitError(f"{message} (set by {origin})")
+    return Settings(values=typed, sources={k: origin for k, (_, origin) in values.items()})

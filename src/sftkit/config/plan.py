@@ -21,11 +21,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from sftkit.config import checks
 from sftkit.config.fields import DataArguments, ModelArguments, SftkitConfig
 from sftkit.config.parse import Settings, parse
 from sftkit.errors import SftkitError
-
-LOGGERS = {"console", "wandb", "tensorboard", "none"}
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,15 @@ def derive(s: Settings, world_size: int, environ=os.environ) -> RunPlan:
     """Settings + world size -> RunPlan. Each error names the keys and the fix."""
     v = dict(s.values)
     _required(v)
+    checks.apply_inherited(v, s)
     sp = _sequence_parallel(v, s, world_size)
     micro, global_batch, accum, budget = _batch(v, s, world_size // sp)
+    checks.check_accumulation(v, s, accum)
     if budget is not None:  # verl: max_token_len_per_gpu counts the tokens one GPU holds, 1/sp of a packed row
         budget *= sp
     bf16 = _precision(v, s, environ)
     attn = _attention(v)
+    checks.check_attention_name(attn, s)
     padding_free = v["use_remove_padding"]
     if padding_free is None:  # padding-free where the kernel handles variable lengths (or sequence parallelism)
         padding_free = attn.startswith("flash_attention") or sp > 1
@@ -108,9 +110,7 @@ def derive(s: Settings, world_size: int, environ=os.environ) -> RunPlan:
             "mean over the trained tokens of the whole step, all processes together (otherwise it would change with "
             "the number of GPUs). Drop the setting."
         )
-    logger = {name.strip() for name in v["logger"]}
-    if logger - LOGGERS:
-        raise SftkitError(f"trainer.logger: unknown logger(s) {sorted(logger - LOGGERS)}; use {', '.join(LOGGERS)}")
+    logger = set(v["logger"])
     max_length = v["max_length"]
     if max_length is not None and max_length < 2:
         raise SftkitError(
@@ -122,16 +122,24 @@ def derive(s: Settings, world_size: int, environ=os.environ) -> RunPlan:
         use_remove_padding=padding_free,
         gradient_accumulation_steps=accum or 1,
         bf16=bf16,
-        use_cpu=v["use_cpu"] or not _accelerator(),
+        use_cpu=v["use_cpu"] or not checks.accelerator(),
         report_to=sorted(logger & {"wandb", "tensorboard"}) or "none",
         activation_checkpointing=bool(
             v["gradient_checkpointing"] if v["gradient_checkpointing"] is not None else v["activation_checkpointing"]
         ),
         gradient_checkpointing=None,  # our alias, resolved above (transformers would warn that it is deprecated)
-        ddp_find_unused_parameters=False,  # every parameter takes part (full and LoRA); True costs a traversal
+        # what runs, in transformers' words (training/callbacks.py runs both schedules)
+        save_strategy="steps" if v["save_steps"] else "no",
+        eval_strategy="steps" if v["eval_steps"] and v["val_files"] != [] else "no",
+        # every parameter takes part (full and LoRA): True (the Trainer's default without activation
+        # checkpointing) would cost an extra autograd traversal per step; an explicit setting is kept
+        ddp_find_unused_parameters=v["ddp_find_unused_parameters"]
+        if "ddp_find_unused_parameters" in s.sources
+        else False,
     )
     model, data = _build(ModelArguments, v), _build(DataArguments, v)
     train = _build(SftkitConfig, v)
+    checks.check_upstream(train, s)
     train.mixed_precision = "bf16" if bf16 else "fp16" if train.fp16 else "no"  # beats an accelerate config's
     trainer_args = _build(SftkitConfig, _trainer_values(v, padding_free))
     trainer_args.mixed_precision = train.mixed_precision
@@ -258,12 +266,6 @@ def _order(strategy: str, padding_free: bool) -> str:
     return "grouped" if strategy == "group_by_length" or not padding_free else "shuffled"
 
 
-def _accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-
-
 def _precision(v: dict[str, Any], s: Settings, environ) -> bool:
     """bf16 mixed precision or not, decided once: an explicit dtype, else an explicit bf16, else the accelerate
     config's mixed_precision, else bf16 where the GPU supports it (fp32 elsewhere)."""
@@ -274,7 +276,7 @@ def _precision(v: dict[str, Any], s: Settings, environ) -> bool:
     if "bf16" in s.sources:
         return bool(v["bf16"])
     if environ.get("ACCELERATE_MIXED_PRECISION") in ("bf16", "no"):
-        return environ["ACCELERATE_MIXED_PRECISION"] == "bf16" and _accelerator()
+        return environ["ACCELERATE_MIXED_PRECISION"] == "bf16" and checks.accelerator()
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not v["fp16"]
 
 

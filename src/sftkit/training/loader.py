@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Sampler
 
 from sftkit.data.labels import IGNORE
@@ -94,9 +95,21 @@ class StepLoader(DataLoader):
         self.batch_sampler.set_epoch(epoch)
 
 
-def train_loader(dataset, lengths, plan, dp_rank: int, num_workers: int = 0) -> StepLoader:
-    sampler = StepSampler(lengths, plan.global_batch, plan.train.seed, plan.order, dp_rank, plan.dp_size)
-    return StepLoader(Examples(dataset), batch_sampler=sampler, collate_fn=_identity, num_workers=num_workers)
+def train_loader(dataset, lengths, plan, dp_rank: int) -> StepLoader:
+    t = plan.train
+    seed = t.data_seed if t.data_seed is not None else t.seed  # transformers: data_seed, else seed, orders the data
+    sampler = StepSampler(lengths, plan.global_batch, seed, plan.order, dp_rank, plan.dp_size)
+    workers = t.dataloader_num_workers
+    return StepLoader(
+        Examples(dataset),
+        batch_sampler=sampler,
+        collate_fn=_identity,
+        num_workers=workers,
+        pin_memory=t.dataloader_pin_memory and torch.cuda.is_available(),
+        persistent_workers=t.dataloader_persistent_workers and workers > 0,
+        prefetch_factor=t.dataloader_prefetch_factor if workers > 0 else None,
+        multiprocessing_context=t.dataloader_multiprocessing_context if workers > 0 else None,
+    )
 
 
 class EvalSampler(Sampler[list[int]]):

@@ -28,6 +28,7 @@ TRAIN_KEYS = (
     "eta_seconds",
     "mfu",
     "peak_memory_gib",
+    "skipped_steps",  # only with nonfinite_step=skip, once a step was skipped
 )
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), matched against torch.cuda.get_device_name() in this order
@@ -112,12 +113,17 @@ def fmt(key: str, value) -> str:
     return f"{key}={value:.4g}"
 
 
+def finite_or_none(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 class MetricsCallback(TrainerCallback):
     """Console lines under a progress bar, metrics.jsonl, and loss.png at the end. Rank 0 only."""
 
-    def __init__(self, output_dir: str):
+    def __init__(self, output_dir: str, progress_bar: bool = True):
         self.path = Path(output_dir) / "metrics.jsonl"
         self.bar = None
+        self.progress_bar = progress_bar  # disable_tqdm=true: console lines only
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not dist.is_main():
@@ -128,7 +134,8 @@ class MetricsCallback(TrainerCallback):
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.truncate_after(state.global_step)
-        if sys.stderr.isatty():  # in a log file a bar leaves `\r` fragments: plain lines only there
+        # in a log file a bar leaves `\r` fragments: plain lines only there
+        if self.progress_bar and sys.stderr.isatty():
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", dynamic_ncols=True)
 
     def truncate_after(self, step: int) -> None:
@@ -159,8 +166,8 @@ class MetricsCallback(TrainerCallback):
             line = f"step {state.global_step}/{state.max_steps} " + " ".join(parts)
         else:
             return
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        with open(self.path, "a") as fh:  # NaN/inf are not JSON: written as null (the console line shows them)
+            fh.write(json.dumps({k: finite_or_none(v) for k, v in row.items()}, allow_nan=False) + "\n")
         (self.bar.write if self.bar is not None else functools.partial(print, flush=True))(line)
 
     def on_train_end(self, args, state, control, **kwargs):

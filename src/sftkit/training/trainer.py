@@ -30,7 +30,7 @@ from trl import SFTTrainer
 from sftkit import dist
 from sftkit.checkpoint import layout, state
 from sftkit.data.labels import IGNORE
-from sftkit.training import batching, loader
+from sftkit.training import batching, loader, nonfinite
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 
 
@@ -49,6 +49,8 @@ class SftkitTrainer(SFTTrainer):
         self.peak_flops = peak_flops()
         self.run_start = None  # (time, global step) when this run's training began: for the ETA
         self.preempted = False
+        self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
+        self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
 
     @property
     def dp_rank(self) -> int:
@@ -56,9 +58,7 @@ class SftkitTrainer(SFTTrainer):
 
     # ---- data ----------------------------------------------------------------------------------------------
     def get_train_dataloader(self):
-        return loader.train_loader(
-            self.train_dataset, self.train_lengths, self.plan, self.dp_rank, self.args.dataloader_num_workers
-        )
+        return loader.train_loader(self.train_dataset, self.train_lengths, self.plan, self.dp_rank)
 
     def get_eval_dataloader(self, eval_dataset=None):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
@@ -111,7 +111,16 @@ class SftkitTrainer(SFTTrainer):
             with sync, self.sequence_parallel():
                 loss = super().training_step(model, self.collate(part), num_items_in_batch)
             total = loss if total is None else total + loss
+        self.loss_finite = bool(torch.isfinite(total).all())
         return total
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        # transformers computes the step's gradient norm here, after the backward passes and before the optimizer
+        # step (pinned in tests/test_upstream.py): the one place where a non-finite step can still be stopped or
+        # skipped before it reaches the weights (nonfinite.py).
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        nonfinite.check_step(self, model, self.loss_finite, grad_norm)
+        return grad_norm
 
     # ---- metrics -------------------------------------------------------------------------------------------
     def count_tokens(self, parts: list[list[dict]]) -> None:
@@ -146,6 +155,8 @@ class SftkitTrainer(SFTTrainer):
         elapsed = max(time.perf_counter() - (self.counter.start or time.perf_counter()), 1e-9)
         self.counter.reset()
         out = {"tokens_per_second": real / elapsed, "padding_fraction": 1 - real / padded if padded else 0.0}
+        if self.skipped_steps:
+            out["skipped_steps"] = self.skipped_steps
         start_time, start_step = self.run_start or (time.perf_counter() - elapsed, self.state.global_step - 1)
         done = max(self.state.global_step - start_step, 1)
         remaining = self.state.max_steps - self.state.global_step

@@ -1,0 +1,53 @@
+"""A step whose loss or gradient norm is NaN/inf (SPEC §5): the run stops before the optimizer step, or, with
+`nonfinite_step=skip`, that optimizer step is skipped. Either way no non-finite weight is ever stepped into, saved
+or exported, and every rank decides alike (the gradient norm is global; the loss flags are all-reduced).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sftkit import dist
+from sftkit.checkpoint import layout
+from sftkit.errors import SftkitError
+
+EXIT_DIVERGED = 3
+
+
+def finite(value) -> bool:
+    value = value.item() if isinstance(value, torch.Tensor) else value
+    return value is None or math.isfinite(value)
+
+
+def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
+    """After the backward passes of a step, before its optimizer step. True when the step may go on; False when it
+    is skipped (its gradients are dropped: optimizers leave parameters without gradients untouched)."""
+    flag = torch.tensor(0 if loss_finite else 1, device=trainer.args.device)
+    if dist.distributed():
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    if not flag.item() and finite(grad_norm):
+        return True
+    step = trainer.state.global_step + 1
+    what = f"step {step}: the loss is {'not finite' if flag.item() else 'finite'}, grad_norm={_num(grad_norm)}"
+    if trainer.plan.train.nonfinite_step == "skip":
+        model.zero_grad(set_to_none=True)
+        trainer.skipped_steps += 1
+        dist.print0(f"warning: {what}; optimizer step skipped (nonfinite_step=skip; {trainer.skipped_steps} so far)")
+        return False
+    latest = layout.find_latest(trainer.plan.train.output_dir)
+    last = str(latest) if latest is not None else "none (no checkpoint was written)"
+    raise SftkitError(
+        f"the run diverged at {what}. It stops before this optimizer step: no non-finite weights are saved or "
+        f"exported; the last checkpoint is {last}. Lower the learning rate (optim.lr), clip gradients "
+        "(optim.clip_grad=1.0) or add warm-up, then resume from that checkpoint or start afresh; "
+        "nonfinite_step=skip skips such steps instead.",
+        shared=True,
+        exit_code=EXIT_DIVERGED,
+    )
+
+
+def _num(value) -> str:
+    value = value.item() if isinstance(value, torch.Tensor) else value
+    return "not computed" if value is None else f"{value:.4g}"
