@@ -21,20 +21,36 @@ saved; run again with trainer.resume_from_checkpoint=auto to continue).
 
 def render() -> str:
     """The full help, from the dataclasses (imports transformers)."""
+    import argparse
+
+    from sftkit.config.options import ALIASES, REFUSED
     from sftkit.config.parse import make_parser
     from sftkit.verl.keys import VERL_KEYS
 
+    parser = make_parser()
+    for action in parser._actions:  # the refused and aliased options are listed apart, below
+        if action.dest in REFUSED or action.dest in ALIASES:
+            action.help = argparse.SUPPRESS
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "119"  # the same text on every terminal
     try:
-        options = make_parser().format_help()
+        options = parser.format_help()
     finally:
         if previous is None:
             os.environ.pop("COLUMNS")
         else:
             os.environ["COLUMNS"] = previous
     keys = "\n".join(f"  {key:<40} -> {name}" for key, name in VERL_KEYS.items())
-    return f"{HEADER}\n{options}\nverl keys:\n{keys}\n"
+    aliases = "\n".join(
+        f"  --{name:<38} -> {a.target}"
+        + (f" ({', '.join(f'{k}={v}' for k, v in a.values.items())})" if a.values else "")
+        for name, a in ALIASES.items()
+    )
+    refused = "\n".join(f"  --{name:<38} instead: {rule.instead}" for name, rule in sorted(REFUSED.items()))
+    return (
+        f"{HEADER}\n{options}\nverl keys:\n{keys}\n\nTRL/transformers spellings, applied to the sftkit key:\n{aliases}\n"
+        f"\nRefused (an error naming what to use instead; their defaults are accepted):\n{refused}\n"
+    )
 
 
 def text() -> str:
