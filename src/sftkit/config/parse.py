@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from sftkit import resources
 from sftkit.config.fields import CONFIG_CLASSES, DataArguments, ModelArguments
 from sftkit.config.options import ALIASES, refusal
 from sftkit.errors import SftkitError, closest
@@ -88,9 +89,12 @@ def _recipe_path(path: str) -> Path:
             f"--config {p / (found[0] if found else 'tiny.yaml')}" + (f" ({', '.join(found)})" if found else "")
         )
     if not p.is_file():
-        recipes = sorted(x.stem for x in Path("recipes").glob("*.yaml")) if Path("recipes").is_dir() else []
-        hint = f" Shipped recipes: {', '.join(recipes)}." if recipes else ""
-        raise SftkitError(f"recipe {path!r} not found.{hint}")
+        shipped = resources.shipped_recipe(path)
+        if shipped is not None:  # e.g. `--config recipes/qwen1.5b.yaml` outside the repository
+            print(f"note: no recipe {path} here: using the shipped {shipped}")
+            return shipped
+        names = sorted(x.stem for x in resources.recipes().glob("*.yaml"))
+        raise SftkitError(f"recipe {path!r} not found. Shipped recipes (--config NAME): {', '.join(names)}.")
     return p
 
 

@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sftkit import resources
 from sftkit.errors import SftkitError, user_errors
 from sftkit.verl.keys import SEED_DEFAULTS
 
-ROOT = Path(__file__).resolve().parents[2]
 USAGE = """usage: [ENV=value ...] bash scripts/run_sft_{training,peft}.sh [key=value ...]
 
 Environment (seed defaults): NPROC_PER_NODE (1), MODEL_NAME (Qwen/Qwen2.5-0.5B-Instruct), TRAIN_FILE (required),
@@ -34,7 +34,7 @@ def launch_command(kind: str, nproc: int) -> list[str]:
 
     name = ("fsdp4" if kind == "full" else "ddp") if torch.cuda.is_available() else "cpu_ddp"
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    config = ROOT / "accelerate_configs" / f"{name}.yaml"
+    config = resources.accelerate_config(name)
     return [accelerate, "launch", "--config_file", str(config), "--num_processes", str(nproc), *train]
 
 
