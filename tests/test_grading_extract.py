@@ -127,3 +127,93 @@ def test_time_is_bounded_on_pathological_text(text: str):
     start = time.perf_counter()
     judge("1", final_answer(text).text)
     assert time.perf_counter() - start < 1.0
+
+
+# Grader II (issue 23): each rule with a case it must read and one it must not over-read. (text, gold, correct)
+RULES = {
+    "empty box is not part of the answer": [
+        (W + "Putting the answer within \\boxed{}, we have \\boxed{(2, 32), (8, 18)}.", "(2,32),(8,18)", True),
+        (W + "Putting the answer within \\boxed{}, we have \\boxed{(2, 32), (8, 19)}.", "(2,32),(8,18)", False),
+    ],
+    "a box after 'Wait' replaces the first": [
+        (W + "So $\\boxed{50}$. Wait, this isn't right, each pair counts twice: $\\boxed{100}$.", "100", True),
+        (W + "So $\\boxed{100}$. Wait, this isn't right, the middle counts once: $\\boxed{99}$.", "100", False),
+        (W + "Part (a): $\\boxed{3}$. Part (b): $\\boxed{5}$.", "3, 5", True),  # parts are still joined
+    ],
+    "a Markdown '####' heading is no GSM8K marker": [
+        (W + "#### For T = 3:\nThe count is 7.\n\n#### For T = 4:\nSo the total is $18$.", "18", True),
+        (W + "#### For T = 3:\nThe count is 7.\n\n#### For T = 4:\nSo the total is $17$.", "18", False),
+        (W + "#### 18", "18", True),
+    ],
+    "a word marker followed by a sentence gives the sentence's answer": [
+        (W + "Final Answer: The largest $n$ is 34.", "34", True),
+        (W + "Final Answer: The largest $n$ is 35.", "34", False),
+    ],
+    "text after an end-of-turn token is not the reply": [
+        (W + "Therefore, the probability is 2/3. <|im_start|>user\nNext question: what is 5?", "\\frac{2}{3}", True),
+        (W + "The final answer is $\\boxed{7}$<|eot_id|>", "7", True),
+        (W + "So the answer is $60$.</s>", "120", False),
+        (W + "<|im_end|>", "14", False),  # nothing after the turn: the reply ends at the token, no marker
+    ],
+    "the reply after a thinking block": [
+        ("<think>Maybe 5? No: 2x + 3 = 15 gives 6.</think>\n\n$\\boxed{6}$", "6", True),
+        ("<think>It is 6, the answer is \\boxed{6}.</think>\n\nThe answer is $\\boxed{5}$.", "6", False),
+    ],
+    "a distant verb does not make a name the answer": [
+        (W + "So the maximum is **13**, occurring when the angle is measured relative to $x$.", "13", True),
+        (W + "So the maximum value comes out to be $E$.", "\\text{(E)}", True),
+    ],
+    "'equal to' inside a relative clause is no main verb": [
+        (W + "So there are **19** integers that have at least one digit equal to 6.", "19", True),
+        (W + "So there are **19** integers that have at least one digit equal to 6.", "6", False),
+    ],
+    "whitespace alone does not join values": [
+        (W + "So the answer is $5$ $7$.", "5, 7", False),
+        (W + "So the roots are $5$ and $7$.", "5, 7", True),
+    ],
+    "trailing commas of math spans": [
+        (W + "So the solutions are $-1,$ $0,$ and $1$.", "-1, 0, 1", True),
+        (W + "So the solutions are $-1,$ $0,$ and $2$.", "-1, 0, 1", False),
+    ],
+    "a negated verb is not the statement": [
+        (W + "So the number is not 10, it is 1,000.99.", "1000.99", True),
+        (W + "So the number is not 10, it is 1,000.99.", "10", False),
+    ],
+    "a unit glued to a number": [
+        (W + "So the area is 1,000.99m².", "1000.99", True),
+        (W + "So the area is 1,000.98m².", "1000.99", False),
+    ],
+    "an elaboration after the conclusion": [
+        (W + "Therefore, the sum is $5$. This is because $2 + 3 = 5$ and the last term is $7$.", "5", True),
+        (W + "Therefore, the sum is $5$. This is because $2 + 3 = 5$ and the last term is $7$.", "7", False),
+        (W + "Therefore, the first sum is $5$. Doubling it, the total is $10$.", "10", True),  # not an elaboration
+    ],
+    "Unicode square roots": [
+        (W + "So the side is √3.", "\\sqrt{3}", True),
+        (W + "So the side is √3.", "3", False),
+    ],
+    "answer-only completions": [
+        ("\\frac{10}{9}", "10/9", True),
+        (".4", "0.4", True),
+        ("$E$", "\\text{E}", True),
+        ("\\frac{10}{9}", "9/10", False),
+        ("Let me think about it", "5", False),
+    ],
+    "only subordinate clauses": [
+        ("When multiplying by the identity: $\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}\\begin{pmatrix}2&0\\\\0&2\\end"
+         "{pmatrix}$", "\\begin{pmatrix}2&0\\\\0&2\\end{pmatrix}", True),
+        ("When multiplying by the identity: $\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}\\begin{pmatrix}2&0\\\\0&2\\end"
+         "{pmatrix}$", "\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}", False),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text, gold, correct",
+    [c for cases in RULES.values() for c in cases],
+    ids=[f"{r}:{i}" for r, cs in RULES.items() for i in range(len(cs))],
+)
+def test_grader_ii_rules(text: str, gold: str, correct: bool):
+    from sftkit.grading.inputs import stated_answer
+
+    assert (judge(gold, stated_answer(text)[0]) == CORRECT) == correct, stated_answer(text)

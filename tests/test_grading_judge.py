@@ -114,3 +114,35 @@ def test_clean_math_notation(raw: str, cleaned: str):
 def test_choice_verdicts():
     assert judge("\\text{(C)}", "the third one") == UNPARSEABLE
     assert judge("\\text{A,D}", "A") == WRONG
+
+
+@pytest.mark.parametrize(
+    "gold, answer, expected",
+    [
+        ("[\\frac{1}{2}, 8]", "\\frac12 \\le x \\le 8", True),  # an inequality for an interval gold
+        ("[\\frac{1}{2}, 8]", "\\frac12 < x \\le 8", False),
+        ("(-\\infty,-5)", "k < -5", True),
+        ("(-\\infty,-5)", "k \\le -5", False),
+        ("25\\%", "25", True),  # a percentage gold, the bare number
+        ("25\\%", "30", False),
+        ("6", "6\\text { square inches}", True),  # \text with a space before its brace
+        ("6", "7\\text { square inches}", False),
+        ("f(x) = 1", "f(y) = 1", True),  # the function's variable name is free
+        ("f(x) = 1", "f(y) = y", False),
+        ("f(x) = x", "f(y) = y", True),
+        ("5", "five integers", True),  # number words
+        ("5", "six integers", False),
+        ("\\frac{1}{12}", "0.0833333333333333", True),  # the fraction to math-verify's 6 decimals
+        ("\\frac{1}{12}", "0.0833", False),  # fewer decimals: a rounded, different answer
+        ("\\frac{1}{3}", "0.33", False),
+        ("\\sqrt{3}", "√3", True),
+        ("2\\sqrt{3}", "2√3", True),
+        ("3", "√3", False),
+        ("1000.99", "1000,99", True),  # a European decimal comma against a decimal gold
+        ("0,111", "0.111", True),
+        ("12", "1,2", False),  # a list, not 1.2, against a whole number
+        ("1.22", "1,220", False),  # a thousands separator
+    ],
+)
+def test_grader_ii_equivalences(gold: str, answer: str, expected: bool):
+    assert (judge(gold, answer) == CORRECT) == expected, judge(gold, answer)

@@ -20,17 +20,26 @@ from typing import NamedTuple
 from sftkit.grading.prose import Conclusion, concluding_answer
 
 MARKER, PROSE = "marker", "prose"
+ANSWER_ONLY = 200  # characters: a longer completion is a solution, not just an answer
 MAX_PARTS, BLOCK = 10, 2000  # boxes read together as one answer: at most so many, within so many characters
 ROUTES = (MARKER, PROSE, None)  # None: no final answer found
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # \boxed{...}: the content up to the matching brace
-_HASHES = re.compile(r"####")  # GSM8K
+_HASHES = re.compile(r"####(?![ \t]*(?:[A-Za-z]{2}|\*\*|#))")  # GSM8K "#### 72", not a Markdown "#### Case 1:"
 _ANSWER = re.compile(r"(?<![a-z0-9])answer(?:\s+is\b\s*:?|\**\s*:)")  # "The answer is", "final answer is:",
 # "Answer:", "**Answer:**": searched in the lower-cased text (a literal start makes the search 10x faster than (?i))
 _ANSWER_ANY_CASE = re.compile(_ANSWER.pattern, re.I)  # for the rare text whose lower case changes its length
 _QA = re.compile(r"(?m:^)[ \t>*#]*A\s*:")  # "A:" at the start of a line (Q:/A: few-shot format); case-sensitive
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")  # a full stop, not a decimal point
 _CLAUSE_END = re.compile(r",\s+(?!and\b|or\b)(?=[A-Za-z]{2})")  # "12, which is ..." but not "1, 2 and 3"
+_END_OF_TURN = re.compile(r"<\|im_end\|>|<\|im_start\|>|<\|eot_id\|>|<\|endoftext\|>|<\|end\|>|</s>|<end_of_turn>")
+_THINK_END = "</think>"
+_RETRACTS = re.compile(  # between two boxes: the second replaces the first ("\\boxed{5}. Wait, ... \\boxed{6}")
+    r"\b(?:wait|actually|but|however|no|mistake|wrong|incorrect|instead|recheck|re-check|correct(?:ion|ed|ing)?)\b"
+    r"|answer",
+    re.I,
+)
+_WORDS = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # a sentence, not an answer ("The largest n is 34")
 _OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
 _CONCLUDES = re.compile(  # a statement that may conclude with another value (then `prose.py` reads it)
     r"(?:^|[.!?]\s+|\n)\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)"
@@ -86,7 +95,16 @@ def _after_word_marker(text: str, end: int) -> tuple[str, int]:
         return rest[:span], end + skipped + span
     line = rest.split("\n", 1)[0].strip()
     stop = min((m.start() for m in (_SENTENCE_END.search(line), _CLAUSE_END.search(line)) if m), default=len(line))
+    if _WORDS.search(_unmath(line[:stop])):  # "Final Answer: The largest $n$ is 34." -> the sentence's answer
+        conclusion = concluding_answer(line[:stop] + ".")
+        if conclusion:
+            return conclusion.answer, end + skipped + stop
     return line[:stop], end + skipped + stop
+
+
+def _unmath(text: str) -> str:
+    """The text without its math spans ("$ABCD$", "\\(x\\)"), to look at its words."""
+    return re.sub(r"\$[^$]*\$|\\\(.*?\\\)", " ", text)
 
 
 def _boxes(text: str, last: re.Match) -> tuple[str, int] | None:
@@ -98,11 +116,14 @@ def _boxes(text: str, last: re.Match) -> tuple[str, int] | None:
     contents, start = [text[last.end() : close]], last.start()
     for earlier in reversed(list(_BOX.finditer(text, max(0, start - BLOCK), start))):
         end = _braced(text, earlier.end() - 1)
-        if end is None or end > start or text[end:start].count("\n") > 1 or len(contents) == MAX_PARTS:
+        between = text[end:start]
+        if end is None or end > start or between.count("\n") > 1 or len(contents) == MAX_PARTS:
+            break
+        if _RETRACTS.search(between):  # a corrected answer, not a second part: the last box alone
             break
         contents.insert(0, text[earlier.end() : end])
         start = earlier.start()
-    return ", ".join(c.strip() for c in contents), close + 1
+    return ", ".join(c.strip() for c in contents if c.strip()), close + 1
 
 
 def _last_marker(text: str) -> re.Match | None:
@@ -138,9 +159,14 @@ def extract_answer(text: str) -> str | None:
 
 def final_answer(text: str, require_marker: bool = False) -> Final:
     """The solution's final answer and its route (see the module docstring); `require_marker`: markers only."""
+    text = _reply(text)
     last = _last_marker(text)
     if last is None:
-        conclusion = None if require_marker else concluding_answer(text)
+        if require_marker:
+            return Final(None, None)
+        if _answer_only(text):  # "\\frac{10}{9}", ".4", "$E$": the whole completion is the answer
+            return Final(text.strip(), PROSE)
+        conclusion = concluding_answer(text)
         return Final(conclusion.answer, PROSE) if conclusion else Final(None, None)
     found = _marker_answer(text, last)
     if found is None:  # a box never closed: a truncated generation
@@ -152,6 +178,25 @@ def final_answer(text: str, require_marker: bool = False) -> Final:
     if not overrides or _restates(conclusion, found[0]):
         return Final(found[0], MARKER)
     return Final(conclusion.answer, PROSE)
+
+
+def _reply(text: str) -> str:
+    """The model's reply: the text before an end-of-turn token (`<|im_end|>`, `<|eot_id|>`, `</s>`, a next
+    `<|im_start|>user` turn), after a thinking block (`<think>...</think>`) when something follows it."""
+    end = _END_OF_TURN.search(text)
+    text = text[: end.start()] if end else text
+    think = text.rfind(_THINK_END)
+    after = text[think + len(_THINK_END) :] if think >= 0 else ""
+    return after if after.strip() else text
+
+
+def _answer_only(text: str) -> bool:
+    """A completion that is only an answer: short, one paragraph, no sentence ("\\frac{10}{9}", "$E$", "(1,4.5)")."""
+    text = text.strip()
+    if not text or len(text) > ANSWER_ONLY or "\n\n" in text:
+        return False
+    outside = re.sub(r"\\[A-Za-z]+|\\text\s*\{[^{}]*\}", " ", _unmath(text))
+    return not re.search(r"[A-Za-z]{3,}", outside) and not _WORDS.search(outside)
 
 
 def _restates(conclusion: Conclusion, answer: str) -> bool:

@@ -28,7 +28,7 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 MAX_CLEAN = 10_000  # characters: longer "answers" are left as they are
 _DELIMITERS = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
-_NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"
+_NUMBER = r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"  # "0,111" is no thousands separator
 _NUMBER_WITH_UNIT = re.compile(  # "$1,000", "18 dollars", "25 percent", "3.5 \text{ hours}", "100 km/h"
     rf"(?:\\?\$|€|£|¥|₹)?\s*(?P<num>{_NUMBER})\s*(?P<pct>\\?%|percent\b)?"
     r"(?:\s+(?!" + r"(?:hundred|thousand|million|billion|trillion|dozen|or|and|to|plus|minus|times|more|less|at|"
@@ -41,7 +41,7 @@ _BOUND = re.compile(
 )
 _UNIT_WORDS = r"(?:cm|mm|km|m|in|inch(?:es)?|ft|feet|foot|units?|square units|sq units|degrees?|dollars?|cents?)"
 _UNIT = re.compile(  # a unit after a value: "\text{ cm}^2", "\mbox{ inches}", "\text{cm}", "~\mathrm{m}"
-    rf"\s*~?\\(?:text|mbox|mathrm)\{{(?:\s+[^{{}}]*|\s*{_UNIT_WORDS}\s*)\}}(?:\^\{{?\d\}}?)?\s*$"
+    rf"\s*~?\\(?:text|mbox|mathrm)\s*\{{(?:\s+[^{{}}]*|\s*{_UNIT_WORDS}\s*)\}}(?:\^\{{?\d\}}?)?\s*$"
 )
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\circ\b|\\text\{\s*degrees?\}|\s+degrees?\b")
 _SHORT_FRACTION = [  # \frac12, \frac 59, \frac\pi4 -> \frac{1}{2}; \frac9{19}, \frac{270}7
@@ -52,7 +52,17 @@ _SHORT_FRACTION = [  # \frac12, \frac 59, \frac\pi4 -> \frac{1}{2}; \frac9{19}, 
 _RATIONAL = re.compile(  # "12", "-0.5", ".5", "\frac{3}{4}", "3/4"
     r"(?P<sign>-?)(?:(?P<dec>\d+(?:\.\d+)?|\.\d+)|\\frac\{(?P<num>\d+)\}\{(?P<den>\d+)\}|(?P<n>\d+)/(?P<d>\d+))"
 )
-_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|textit)\{([^{}]*)\}")
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|textit)\s*\{([^{}]*)\}")
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty".split()
+)}  # fmt: skip
+_NUMBER_WORD = re.compile(rf"(?i:({'|'.join(_NUMBER_WORDS)}))(?:\s+[A-Za-z]+){{0,2}}")  # "five integers" -> 5
+_SQRT_SIGN = re.compile(r"√\s*(\d+|\{[^{}]*\}|\([^()]*\)|[A-Za-z])")  # "√3", "2√{x}" -> \sqrt{3}, 2\sqrt{x}
+_FUNCTION_OF = re.compile(r"\s*([A-Za-z])\s*\(\s*([a-z])\s*\)\s*=")  # "f(x) =": the variable's name is free
+_DECIMAL = re.compile(r"-?\d*\.\d+")
+_DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))")  # "1000,99", "0,111", "2,74"; not "1,000"
+FLOAT_ROUNDING = 6  # decimals: math-verify's default float_rounding
 _LETTERS = re.compile(r"\(?([A-H])\)?(?:\s*(?:,|and|\s)\s*\(?([A-H])\)?)*")  # "(A)", "A,D", "A, C and F"
 _CHOICE_PRED = re.compile(r"[\s*:]*(?:(?i:option|choice)\s+)?(?:\(([A-Ea-e])\)|([A-E])(?![A-Za-z0-9]))")
 _LATEX = [LatexExtractionConfig(boxed_match_priority=0)]
@@ -83,6 +93,7 @@ def clean(answer: str) -> str:
     s = re.sub(r",\\!\s*", ",", s).replace("\\!", "")
     s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " (a space), not the row break "\\\\" of a matrix
     s = re.sub(r"\\(?:displaystyle|textstyle)\b", "", s)
+    s = _SQRT_SIGN.sub(lambda m: "\\sqrt{" + m[1].strip("{}") + "}", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = re.sub(r"\\(?:left|right)(?![A-Za-z])", "", s)
     for pattern, replacement in _SHORT_FRACTION:
@@ -91,6 +102,9 @@ def clean(answer: str) -> str:
     s = _DEGREES.sub("", _UNIT.sub("", s)).strip()
     s = re.sub(r"^[A-Za-z]\s*\\in\s*", "", s)  # x \in [2, 5)
     s = re.sub(r"^-\s*\\?\$\s*(?=\d)", "-", s)  # -\$0.50
+    word = _NUMBER_WORD.fullmatch(s)
+    if word:  # "five integers": the number in words
+        return _NUMBER_WORDS[word[1].lower()]
     number = _NUMBER_WITH_UNIT.fullmatch(s)
     if number:
         s = number["num"].replace(",", "") + ("\\%" if number["pct"] else "")
@@ -172,20 +186,47 @@ def _rational(s: str) -> Fraction | None:
     return -value if m["sign"] else value
 
 
+def _decimal_comma(s: str, other: str) -> str:
+    """ "1000,99" as 1000.99 where the other side is a decimal number ("1000.99"): a European decimal comma; "1,2"
+    against "12" or "1, 2" stays a list, "1,000" a thousands separator."""
+    return s.replace(",", ".") if _DECIMAL_COMMA.fullmatch(s) and _DECIMAL.fullmatch(other) else s
+
+
 def _judge_math(gold: str, answer: str) -> str:
     answer = _values(gold, answer)
+    gold, answer = _decimal_comma(gold, answer), _decimal_comma(answer, gold)
     if gold.replace(" ", "") == answer.replace(" ", ""):
         return CORRECT
     numbers = _rational(gold), _rational(answer)
     if None not in numbers:  # plain numbers and fractions (most answers): exact, 50x faster than sympy
-        return CORRECT if numbers[0] == numbers[1] else WRONG
+        return CORRECT if numbers[0] == numbers[1] or _rounded(answer, *numbers) else WRONG
+    answer = _same_variable(gold, answer)
     predicted = parse_math(answer)
     if not predicted:
         return CORRECT if _plain_text(answer) == _plain_text(gold) else UNPARSEABLE
     gold_parsed = parse_math(gold)
     if not gold_parsed:  # a gold answer math-verify cannot read: compare the texts
         return CORRECT if _plain_text(answer) == _plain_text(gold) else WRONG
-    return CORRECT if verify(gold_parsed, predicted, timeout_seconds=None) else WRONG
+    # allow_set_relation_comp: "1/2 <= x <= 8" for the gold [1/2, 8], "k < -5" for (-oo, -5) (math-verify's option)
+    same = verify(gold_parsed, predicted, timeout_seconds=None, allow_set_relation_comp=True)
+    return CORRECT if same else WRONG
+
+
+def _rounded(answer: str, gold: Fraction, value: Fraction) -> bool:
+    """A decimal answer with at least FLOAT_ROUNDING decimals that is the gold rounded ("0.0833333" for 1/12), as
+    math-verify's float_rounding accepts it; fewer decimals ("0.08", "0.33") are a different, rounded answer."""
+    decimals = answer.partition(".")[2]
+    if len(decimals) < FLOAT_ROUNDING or not decimals.isdigit():
+        return False
+    return round(gold, FLOAT_ROUNDING) == round(value, FLOAT_ROUNDING)
+
+
+def _same_variable(gold: str, answer: str) -> str:
+    """ "f(y) = 1" read as "f(x) = 1" when the gold is "f(x) = ...": the function's variable name is free."""
+    g, a = _FUNCTION_OF.match(gold), _FUNCTION_OF.match(answer)
+    if not g or not a or g[1] != a[1] or g[2] == a[2] or re.search(rf"(?<![A-Za-z\\]){g[2]}(?![A-Za-z])", answer):
+        return answer
+    return re.sub(rf"(?<![A-Za-z\\]){a[2]}(?![A-Za-z])", g[2], answer)
 
 
 def judge(gold: str, answer: str | None) -> str:

@@ -28,23 +28,27 @@ _SPAN = re.compile(
     re.S,
 )
 _NUMBER = re.compile(  # a number in the text: "12", "3,800", "-0.5", "$3,800", "25%", "28 percent"; a choice "(B)"
-    r"(?<![\w.^_{}\\/-])(?:[-\u2212]|\\?\$)?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?(?:\s*(?:%|percent\b))?(?![\w/])"
+    r"(?<![\w.^_{}\\/√-])(?:[-\u2212]|\\?\$)?√?(?:\d+,\d{1,2}(?![\d,])|\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?)(?:\s*(?:%|percent\b))?"
+    r"(?:(?![\w/])|(?=(?:[mck]?m|kg|g|s|h|ft|in)[²³]?(?!\w)))"  # "1,000.99m²": a unit glued to it
     r"|\([A-E]\)"
 )
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:#|[-*] |\d+\. ))")  # sentence ends; paragraphs; list
 _COPULA = re.compile(
-    r"\b(?:is|are|was|were|be|equals?|equal to|gives?|get|gets|got|obtain|have|yields?|becomes?|totals?|"
+    r"\b(?:is|are|was|were|be|equals|gives?|get|gets|got|obtain|have|yields?|becomes?|totals?|"
     r"comes? out to(?: be)?|simplifies to|reduces to)\b|=|:|'s\b",
     re.I,
 )
-_GLUE = re.compile(r"\s*(?:,\s*)?(?:(?:and|or)\b\s*)?")  # between the items of an answer: "$1$, $2$, and $3$"
+_GLUE = re.compile(r"\s*(?:,\s*(?:(?:and|or)\b\s*)?|(?:and|or)\b\s*)")  # between items: "$1$, $2$, and $3$"
 _SUBORDINATE = re.compile(  # clauses that are not the statement ("which means ..." is: it draws the consequence)
     r"\s*(?:which(?!\s+(?:means|gives|implies|yields|shows|leads))|since|because|as\b|where|when|if|assuming|so that)",
     re.I,
 )
-_NOT_MAIN_VERB = re.compile(  # "that are prime", "which is odd" (a relative clause); "is divided by" (a passive)
-    r"(?:\b(?:that|which|who|whose)\s+$)|^\s*\w+(?:ed|en)\s+(?:by|into|from|among)\b", re.I
+_NOT_MAIN_VERB = re.compile(  # "that are prime", "which is odd" (a relative clause); "is divided by" (a passive);
+    # "is not 10" (a negation)
+    r"(?:\b(?:that|which|who|whose)\s+$)|^\s*\w+(?:ed|en)\s+(?:by|into|from|among)\b|^\s*not\b",
+    re.I,
 )
+_ELABORATION = re.compile(r"\s*(?:this|that|it|note|here|because|since|indeed|check|as a check)\b", re.I)
 _PARTITIVE = re.compile(r"\s*(?:out\s+of|of(?:\s+the)?)\s*", re.I)  # "6 of the 10 numbers": 10 is the whole
 _RESTATEMENT = re.compile(r".*(?:\b(?:approximately|about|roughly|or)\b|\\approx)", re.I)  # ", or about 33%"
 _CONCLUSION = re.compile(
@@ -72,15 +76,16 @@ class Conclusion(NamedTuple):
 
 def _pieces(text: str, offset: int) -> list[tuple[str, str, int]]:
     """The text as ("math" | "text", content, offset) pieces; bold counts as math, numbers in text are split off."""
-    pieces, at = [], 0
+    pieces, at, moved = [], 0, ""
     for m in _SPAN.finditer(text):
-        _text_pieces(text[at : m.start()], offset + at, pieces)
-        content = next(g for g in m.groups() if g is not None)
+        _text_pieces(moved + text[at : m.start()], offset + at, pieces)
+        content = next(g for g in m.groups() if g is not None).strip()
         if m["b"] is not None:  # **$\frac12$** or **6** or **Evelyn**
-            content = content.strip().strip("$").strip()
-        pieces.append(("math", content.strip(), offset + m.start()))
+            content = content.strip("$").strip()
+        moved = content[-1] if content[-1:] in (",", ";") else ""  # "$-1,$ $0,$ and $1$": the comma is text
+        pieces.append(("math", content.rstrip(",;").strip(), offset + m.start()))
         at = m.end()
-    _text_pieces(text[at:], offset + at, pieces)
+    _text_pieces(moved + text[at:], offset + at, pieces)
     return pieces
 
 
@@ -178,7 +183,12 @@ def _clause_answer(clause: list) -> tuple[str, bool] | None:
         after = [items for start, items in runs if start > verb]
         if after:
             return ", ".join(after[0]), True
-        if verb + 1 < len(clause) and clause[verb + 1][0] == "math" and _NAME.fullmatch(clause[verb + 1][1]):
+        if (
+            _verb_ends(clause[verb][1])
+            and verb + 1 < len(clause)
+            and clause[verb + 1][0] == "math"
+            and _NAME.fullmatch(clause[verb + 1][1])
+        ):
             return clause[verb + 1][1], True
     return (", ".join(runs[-1][1]), False) if runs else None
 
@@ -192,7 +202,8 @@ def _statement_answer(sentence: list) -> tuple[str, bool] | None:
         found = _clause_answer(clauses[i])
         if found:
             return found
-    return None
+    # only subordinate clauses ("When multiplying by the identity: $AB$"): the last one that has an answer
+    return next(filter(None, (_clause_answer(c) for c in reversed(clauses))), None)
 
 
 def _cut_off(last: list) -> bool:
@@ -210,8 +221,26 @@ def _window(text: str, size: int) -> int | None:
     return 0 if not offset else line + 1 if line >= 0 else offset if size == TAIL else None
 
 
+def _verb_ends(content: str) -> bool:
+    """Does the text piece end on its verb ("comes out to be ", "is ")? Then a name right after it is the answer;
+    a verb further back ("is 13, occurring ... relative to $x$") is not about that name."""
+    last = max(_COPULA.finditer(content), key=lambda m: m.end(), default=None)
+    return last is not None and not content[last.end() :].strip()
+
+
+def _opens(sentence: list, pattern: re.Pattern) -> bool:
+    opening = next((c for k, c, _ in sentence if k == "text" and c.strip()), "")
+    return sentence[0][0] == "text" and bool(pattern.match(opening))
+
+
 def _statement(sentences: list) -> Conclusion | None:
-    for sentence in reversed(sentences[-LOOKBACK:]):
+    window = sentences[-LOOKBACK:]
+    concluding = [i for i, s in enumerate(window) if _opens(s, _CONCLUSION) and _statement_answer(s)]
+    if concluding:  # "Therefore, the sum is $5$. This is because ... $7$.": an elaboration after the conclusion
+        later = window[concluding[-1] + 1 :]
+        if later and all(_opens(s, _ELABORATION) for s in later if _statement_answer(s)):
+            window = window[: concluding[-1] + 1]
+    for sentence in reversed(window):
         found = _statement_answer(sentence)
         if found:
             opening = next((c for k, c, _ in sentence if k == "text" and c.strip()), "")

@@ -115,8 +115,9 @@ def pytest_cases(source: str, file: str) -> list[dict]:
                 values = dict(zip(names, (_value(v) for v in case.elts)))
                 row_options = {k: values.get(v, v) if isinstance(v, str) else v for k, v in options.items()}
                 expected = values.get("expected", values.get("result"))
-                rows.append({"id": f"{file}::{function.name}[{i}]", "gold": values["gold"], "pred": values["pred"],
-                             "expected": bool(expected), "options": row_options, "language": values.get("language")})  # fmt: skip
+                case_id = f"{file}::{function.name}[{i}]"
+                rows.append({"id": case_id, "gold": values["gold"], "pred": values["pred"], "expected": bool(expected),
+                             "options": row_options, "language": values.get("language")})  # fmt: skip
     return rows
 
 
