@@ -23,7 +23,7 @@ def sol(id_, text: str, prompt: str | None = None) -> dict:
 def run(capsys, tmp: Path, solutions: list[Path], metadata: Path, *more) -> tuple[int, str, str, dict | None]:
     report = tmp / "report.json"
     argv = ["--solutions-file", *solutions, "--metadata-file", metadata, "--save-correct", tmp / "c.parquet"]
-    code = grade.main([str(a) for a in [*argv, "--report-json", report, *more]])
+    code = grade.main([str(a) for a in [*argv, "--report-json", report, "--overwrite", *more]])  # run again
     out = capsys.readouterr()
     return code, out.out, out.err, json.loads(report.read_text()) if report.exists() else None
 

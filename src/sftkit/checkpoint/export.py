@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sftkit.checkpoint.layout import MODEL, REQUIRED, holds_checkpoints, is_complete
 from sftkit.errors import SftkitError, user_errors
+from sftkit.outputs import refuse_inputs
 
 EXPORT_MARKERS = ("config.json", "adapter_config.json")  # what makes a folder "an earlier export"
 
@@ -63,6 +64,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
         raise SftkitError(
             f"{ckpt} is not a complete global_step_* checkpoint (needs {', '.join(REQUIRED)})."
         )
+    refuse_inputs(output, "--output", [ckpt])  # the one convention of every command (sftkit.outputs)
     check_output(output, overwrite)
     cfg = load_state(ckpt)["config"]
     tmp = output.with_name(f".tmp-{output.name}")

@@ -1,15 +1,16 @@
-"""`sftkit prepare`: JSONL (or Parquet) solutions -> `train.parquet` + `val.parquet`, split by problem by default.
+"""`sftkit prepare`: JSONL (or Parquet) solutions -> `train.parquet` + `val.parquet`, split by problem by default,
+curated on the way (`curate.py`: decontaminate, dedup, max per prompt, mix) with every count in
+`prepare_report.json`.
 
 Two streaming passes, so memory does not grow with the text: pass 1 validates every row (bad rows are counted and
-shown with `file:line`, see `rows.py`) and keeps only an 8-byte hash of each usable row's prompt plus the column
-types; the validation rows are then chosen from those hashes; pass 2 re-reads the files and writes both Parquet
-files in batches. The choice is a seeded hash ranking: the same seed gives the same files, on any machine.
+shown with `file:line`, see `rows.py`) and keeps only 8-byte hashes of each usable row's prompt and solution plus the
+column types; curation and the validation split are decided on those hashes; pass 2 re-reads the files and writes
+both Parquet files in batches. Every choice is a seeded hash ranking: the same seed gives the same files, anywhere.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from array import array
 from collections import Counter
@@ -17,23 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
+from sftkit.data import decontaminate
+from sftkit.data.curate import DEDUP, Rows, curate, mix64
+from sftkit.data.normalize import digest, solution_key
 from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
+from sftkit.data.prepare_report import build, format_report, sources_report
 from sftkit.data.rows import RowReport, expand_inputs, iter_rows
 from sftkit.errors import SftkitError, closest, user_errors
+from sftkit.outputs import check_output_dir
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-FILE_PROBLEMS = ("missing file", "no match", "empty file", "unreadable file")  # report kinds that are not rows
+OUTPUTS = ("train.parquet", "val.parquet", "prepare_report.json")
 
 
 def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Merge JSONL (or Parquet) solution files and split them into DIR/train.parquet and "
-        "DIR/val.parquet. Bad rows are counted and shown with file:line, never dropped silently.",
-        epilog="example: %(prog)s outputs/*.jsonl --output-dir data/sft --val-split 0.1",
+        description="Merge JSONL (or Parquet) solution files, curate them (duplicates, solutions per problem, "
+        "contamination, mixing) and split them into DIR/train.parquet and DIR/val.parquet, with every count in "
+        "DIR/prepare_report.json. Bad rows are counted and shown with file:line, never dropped silently.",
+        epilog="example: %(prog)s outputs/*.jsonl --output-dir data/sft --val-split 0.1 --dedup normalized "
+        "--max-per-prompt 10 --decontaminate data/math_test.jsonl",
     )
     p.add_argument(
-        "files", nargs="+", metavar="FILES", help="JSONL/Parquet files, globs or directories; all rows merged"
+        "files", nargs="*", metavar="FILES", help="JSONL/Parquet files, globs or directories; all rows merged"
     )
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for train.parquet and val.parquet")
     p.add_argument(
@@ -55,8 +63,9 @@ def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
         "that and no generated_solution)",
     )
     p.add_argument(
-        "--seed", type=int, default=42, metavar="N", help="seed of the split; same seed, same files (default: 42)"
-    )
+        "--seed", type=int, default=42, metavar="N", help="seed of the split and of every curation choice; same "
+        "seed, same files (default: 42)"
+    )  # fmt: skip
     p.add_argument(
         "--split-by",
         choices=("prompt", "row"),
@@ -64,17 +73,74 @@ def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
         help="prompt (default): all solutions of one problem land on the same side, so validation measures unseen "
         "problems; row: plain split of the rows (the seed's behaviour; problems leak into validation)",
     )
+    _curation_options(p)
     p.add_argument("--strict", action="store_true", help="make any bad row or missing file fatal (exit code 2)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace train.parquet, val.parquet and prepare_report.json when "
+        "DIR holds them already (an input among them is refused even so)"
+    )  # fmt: skip
     return p
 
 
-def _mix(x: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64 of each uint64 (seeded): a fixed pseudo-random rank, the same with every numpy and platform."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64) + np.uint64((seed + 1) * 0x9E3779B97F4A7C15 % 2**64)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+def _curation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("curation (in this order: decontaminate, dedup, max per prompt, mix)")
+    g.add_argument(
+        "--dedup", choices=DEDUP, default="none", help="drop repeated solutions of one prompt: exact text, or "
+        "normalized (case, whitespace, LaTeX spacing and delimiters, \\frac12 = \\frac{1}{2}); the first in input "
+        "order is kept. The summary counts both kinds of duplicates even with none (default)"
+    )  # fmt: skip
+    g.add_argument(
+        "--max-per-prompt", type=int, metavar="K", help="keep at most K solutions of each prompt: distinct "
+        "solutions first, then a seeded choice (RFT / ReST-EM style)"
+    )  # fmt: skip
+    g.add_argument(
+        "--decontaminate", nargs="+", metavar="EVAL", help="evaluation files (JSONL/Parquet, globs): drop rows "
+        "whose prompt shares a word n-gram with one of their problems"
+    )  # fmt: skip
+    g.add_argument(
+        "--decontaminate-ngram", type=int, default=8, metavar="N", help="n-gram length in words, after "
+        "lower-casing and dropping punctuation (default: 8, as open-r1)"
+    )  # fmt: skip
+    g.add_argument(
+        "--decontaminate-key", metavar="KEY", help="column of the eval files holding the problem (default: the "
+        f"first of {', '.join(decontaminate.KEYS)} a row has)"
+    )  # fmt: skip
+    g.add_argument(
+        "--mix", nargs="+", metavar="FILES:WEIGHT", help="more sources, each with a weight: its rows (after the "
+        "steps above) times WEIGHT; 0.5 keeps half of them (spread over the prompts, seeded), 2 writes each "
+        "twice. FILES are FILES as above, which count with weight 1"
+    )  # fmt: skip
+
+
+def _source(spec: str) -> dict:
+    pattern, sep, weight = spec.rpartition(":")
+    try:
+        value = float(weight) if sep else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not pattern or not value > 0 or value == float("inf"):
+        raise SftkitError(f"--mix {spec}: give FILE_OR_GLOB:WEIGHT with a weight > 0, e.g. 'runs/round1/*.jsonl:0.5'")
+    return {"name": pattern, "weight": value, "patterns": [pattern]}
+
+
+def _sources(args, report: RowReport) -> tuple[list[dict], list[tuple[Path, int]]]:
+    """The sources (FILES with weight 1, then each --mix) and their files, [(file, source index)]: a file in two
+    sources is an error (whose weight would it get?)."""
+    sources = [{"name": "FILES", "weight": 1.0, "patterns": args.files}] if args.files else []
+    sources += [_source(spec) for spec in args.mix or []]
+    if not sources:
+        raise SftkitError("no input: give FILES and/or --mix FILES:WEIGHT")
+    files, owner = [], {}
+    for index, source in enumerate(sources):
+        source["files"] = []
+        for path in expand_inputs(source["patterns"], report, SUFFIXES):
+            first = owner.setdefault(path.resolve(), index)
+            if first != index:
+                raise SftkitError(f"{path} is in two sources ({sources[first]['name']} and {source['name']})")
+            files.append((path, index))
+            source["files"].append(str(path))
+        del source["patterns"]
+    return sources, files
 
 
 def n_val(n_groups: int, val_split: float) -> int:
@@ -89,11 +155,11 @@ def choose_val(prompt_ids: np.ndarray, val_split: float, seed: int, split_by: st
     mask = np.zeros(len(prompt_ids), dtype=bool)
     if split_by == "row":
         k = n_val(len(prompt_ids), val_split)
-        mask[np.argsort(_mix(np.arange(len(prompt_ids)), seed), kind="stable")[:k]] = True
+        mask[np.argsort(mix64(np.arange(len(prompt_ids)), seed), kind="stable")[:k]] = True
     else:
         groups = np.unique(prompt_ids)
         k = n_val(len(groups), val_split)
-        mask = np.isin(prompt_ids, groups[np.argsort(_mix(groups, seed), kind="stable")[:k]])
+        mask = np.isin(prompt_ids, groups[np.argsort(mix64(groups, seed), kind="stable")[:k]])
     return mask
 
 
@@ -138,97 +204,94 @@ def _response_key(files: list[Path], given: str | None) -> str:
     return "generated_solution"
 
 
-def _first_pass(files: list[Path], report: RowReport, keys: tuple[str, str]):
-    """Validate every row, hash each prompt, record the value types of every column."""
-    prompt_ids, kinds, useless = array("Q"), {}, []
-    for path in files:
+def _first_pass(files: list[tuple[Path, int]], report: RowReport, keys: tuple[str, str], decon):
+    """Validate every row; per usable row: prompt and solution hashes, source, contamination; column types."""
+    columns = {name: array("Q") for name in ("prompt", "exact", "normal")}
+    source, tainted, kinds, useless = array("H"), bytearray(), {}, []
+    for path, index in files:
         read_before, ok_before = report.rows_read, report.rows_ok
-        for _, _, row in iter_rows([path], report, required=keys):
-            digest = hashlib.blake2b(row[keys[0]].strip().encode("utf-8"), digest_size=8).digest()
-            prompt_ids.append(int.from_bytes(digest, "little"))
+        for _, line, row in iter_rows([path], report, required=keys):
+            prompt, response = row[keys[0]].strip(), row[keys[1]]
+            prompt_id = digest(prompt)
+            columns["prompt"].append(prompt_id)
+            columns["exact"].append(digest(response))
+            columns["normal"].append(digest(solution_key(response)))
+            source.append(index)
+            tainted.append(decon is not None and decon.check(prompt_id, prompt, f"{path}:{line}"))
             for name, value in row.items():
                 kinds.setdefault(name, Counter())[kind_of(value)] += 1
         if report.rows_read > read_before and report.rows_ok == ok_before:
             useless.append(f"{path}: none of its {report.rows_read - read_before} rows is usable")
-    if not prompt_ids:
+    if not source:
         raise _no_usable_rows(report, keys)
-    return np.frombuffer(prompt_ids, dtype=np.uint64), kinds, useless
+    arrays = {name: np.frombuffer(values, dtype=np.uint64) for name, values in columns.items()}
+    rows = Rows(**arrays, source=np.frombuffer(source, dtype=np.uint16), tainted=np.frombuffer(tainted, dtype=bool))
+    return rows, kinds, useless
 
 
-def _second_pass(files, keys, out_dir: Path, schema, convert, val_mask: np.ndarray) -> dict[str, Path]:
-    """The same rows again, written in batches to train.parquet / val.parquet (renamed into place when done)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sinks = {side: ParquetSink(out_dir / f"{side}.parquet", schema, convert) for side in ("train", "val")}
+def _second_pass(files, keys, outs: dict[str, Path], schema, convert, counts, val) -> None:
+    """The same rows again, each written `counts` times to train.parquet / val.parquet (renamed into place when
+    done)."""
+    outs["train.parquet"].parent.mkdir(parents=True, exist_ok=True)
+    sinks = {side: ParquetSink(outs[f"{side}.parquet"], schema, convert) for side in ("train", "val")}
     try:
         n = 0
-        for _, _, row in iter_rows(files, RowReport(), required=keys):
-            if n >= len(val_mask):
+        for _, _, row in iter_rows([path for path, _ in files], RowReport(), required=keys):
+            if n >= len(counts):
                 break
             size = len(row[keys[0]]) + len(row[keys[1]]) + 64
-            sinks["val" if val_mask[n] else "train"].add(row, size)
+            for _ in range(counts[n]):
+                sinks["val" if val[n] else "train"].add(row, size)
             n += 1
-        if n != len(val_mask):
-            raise SftkitError(
-                f"the input files changed while preparing ({len(val_mask)} usable rows, then {n}); rerun"
-            )
+        if n != len(counts):
+            raise SftkitError(f"the input files changed while preparing ({len(counts)} usable rows, then {n}); rerun")
         for sink in sinks.values():
             sink.close()
     except BaseException:
         for sink in sinks.values():
             sink.abort()
         raise
-    return {side: sink.path for side, sink in sinks.items()}
+
+
+def _check_args(args) -> None:
+    if not 0 <= args.val_split < 1:
+        raise SftkitError(f"--val-split must be a fraction in [0, 1) (0.1 = 10%), got {args.val_split}")
+    if args.max_per_prompt is not None and args.max_per_prompt < 1:
+        raise SftkitError(f"--max-per-prompt {args.max_per_prompt}: keep 1 or more solutions per prompt")
 
 
 @user_errors
 def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
     args = build_parser(prog).parse_args(argv)
-    if not 0 <= args.val_split < 1:
-        raise SftkitError(f"--val-split must be a fraction in [0, 1) (0.1 = 10%), got {args.val_split}")
-    out_dir = Path(args.output_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SftkitError(f"--output-dir {out_dir} exists and is not a folder")
+    _check_args(args)
     report = RowReport(strict=args.strict)
-    files = expand_inputs(args.files, report, SUFFIXES)
+    sources, files = _sources(args, report)
     if not files:
         raise SftkitError(f"no input file found.\n{report.summary()}")
-    keys = (args.prompt_key, _response_key(files, args.response_key))
-    ids, kinds, useless = _first_pass(files, report, keys)
-    val_mask = choose_val(ids, args.val_split, args.seed, args.split_by)
-    schema, convert, notes = plan_columns(kinds, len(ids))
+    decon = None
+    if args.decontaminate:
+        decon = decontaminate.build(args.decontaminate, args.decontaminate_ngram, args.decontaminate_key, SUFFIXES)
+    eval_files = decon.files if decon else []
+    outs = check_output_dir(args.output_dir, "--output-dir", OUTPUTS, [f for f, _ in files] + eval_files,
+                            args.overwrite)  # fmt: skip
+    keys = (args.prompt_key, _response_key([f for f, _ in files], args.response_key))
+    rows, kinds, useless = _first_pass(files, report, keys, decon)
+    curated = curate(rows, args.dedup, args.max_per_prompt, [s["weight"] for s in sources], args.seed)
+    kept = np.flatnonzero(curated.counts > 0)
+    if not len(kept):
+        raise SftkitError("curation dropped every row (see --decontaminate / --mix): nothing to write")
+    val = np.zeros(len(rows), dtype=bool)
+    val[kept] = choose_val(rows.prompt[kept], args.val_split, args.seed, args.split_by)
+    schema, convert, notes = plan_columns(kinds, len(rows))
     notes = [f"warning: {line}" for line in useless] + [f"note: {line}" for line in notes]
-    paths = _second_pass(files, keys, out_dir, schema, convert, val_mask)
-    print(_summary(report, args, files, keys, schema.names, ids, val_mask, notes, paths))
+    _second_pass(files, keys, outs, schema, convert, curated.counts, val)
+    args.decontamination = decon.report() if decon else None
+    args.source_report = sources_report(sources, rows, curated)
+    paths = {side: outs[f"{side}.parquet"] for side in ("train", "val")}
+    numbers = build(args, report, [f for f, _ in files], keys, schema.names, notes, rows, curated, val, paths)
+    outs["prepare_report.json"].write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
+    print(format_report(numbers))
     return 0
-
-
-def _summary(report, args, files, keys, columns, ids, val_mask, notes, paths) -> str:
-    shown = ", ".join(map(str, files[:5])) + (f", ... ({len(files) - 5} more)" if len(files) > 5 else "")
-    dropped = report.rows_read - report.rows_ok
-    rows = [f"inputs: {len(files)} files: {shown}"]
-    rows.append(f"rows read: {report.rows_read}, kept: {report.rows_ok}, dropped: {dropped}")
-    rows += [f"  dropped ({kind}): {n}" for kind, n in sorted(report.bad.items()) if kind not in FILE_PROBLEMS]
-    rows += [f"  input problem ({kind}): {n}" for kind, n in sorted(report.bad.items()) if kind in FILE_PROBLEMS]
-    if report.examples:
-        rows.append(f"first {len(report.examples)} problems (--strict makes them fatal):")
-        rows += [f"  {example}" for example in report.examples]
-    rows.append(f"prompt key: {keys[0]!r}, response key: {keys[1]!r}; columns kept: {', '.join(columns)}")
-    rows += notes
-    train, val = np.unique(ids[~val_mask]), np.unique(ids[val_mask])
-    rows.append(
-        f"problems (unique prompts): {len(np.unique(ids))}; split by {args.split_by}, "
-        f"val fraction {args.val_split}, seed {args.seed}"
-    )
-    rows.append(f"  train: {int((~val_mask).sum())} rows, {len(train)} problems -> {paths['train']}")
-    rows.append(f"  val:   {int(val_mask.sum())} rows, {len(val)} problems -> {paths['val']}")
-    shared = len(np.intersect1d(train, val, assume_unique=True))
-    if shared:
-        rows.append(f"  {shared} problems are on both sides (--split-by row); --split-by prompt keeps them apart")
-    if args.val_split == 0:
-        rows.append("  val.parquet is empty (--val-split 0): train on everything, no validation")
-    elif not val_mask.any():
-        rows.append("  val is empty: the split needs at least 2 problems (or rows, with --split-by row)")
-    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ OPTIONS = {  # flag -> argparse keywords; every option explained in --help
     "--limit": dict(type=int, metavar="N", help="only the first N problems of the file"),
     "--seed": dict(type=int, default=0, metavar="S", help="sampling seed (default 0)"),
     "--report-json": dict(metavar="R", help="also write the report's numbers to this JSON file"),
+    "--overwrite": dict(action="store_true", help="replace output files that exist already (an output that is "
+                        "one of the inputs is refused even so)"),
     "--backend": dict(choices=backends.CHOICES, default="auto", help="auto (default): vLLM when it is installed "
                       "and a CUDA GPU is present, else transformers"),
 }  # fmt: skip
@@ -85,16 +87,18 @@ def _sampling(args) -> Sampling:
 
 
 def _outputs(args) -> tuple[Path, Path | None]:
-    """The output paths, checked before any work (a folder that cannot be written is an error now, not after
-    an hour of generation)."""
+    """The output paths, checked before any work (`sftkit.outputs`: not an input, existing only with --overwrite,
+    a folder that cannot be written is an error now, not after an hour of generation)."""
     from sftkit.evaluation.source import label_of
-    from sftkit.grading.outputs import check_output
+    from sftkit.outputs import check_output, distinct
 
     output = args.output or f"outputs/{label_of(args.model)}_{Path(args.problems).stem}.jsonl"
-    out = check_output(output, "--output", ".jsonl")
-    report = check_output(args.report_json, "--report-json", None) if args.report_json else None
-    if report is not None and report.resolve() == out.resolve():
-        raise SftkitError("--report-json names the same file as --output: give two different files")
+    distinct({"--output": Path(output), **({"--report-json": Path(args.report_json)} if args.report_json else {})})
+    inputs = [Path(p) for p in (args.problems, args.metadata_file) if p]
+    out = check_output(output, "--output", ".jsonl", inputs, args.overwrite)
+    report = None
+    if args.report_json:
+        report = check_output(args.report_json, "--report-json", None, inputs, args.overwrite)
     return out, report
 
 

@@ -52,6 +52,8 @@ OPTIONS = {  # flag -> argparse keywords; every option explained in --help
     "--strict": dict(action="store_true", help="make any bad row, missing file, id without metadata or duplicate "
                      "metadata id fatal (exit code 2)"),
     "--report-json": dict(metavar="PATH", help="also write the report's numbers to this JSON file"),
+    "--overwrite": dict(action="store_true", help="replace output files that exist already (an output that is "
+                        "one of the inputs is refused even so)"),
 }  # fmt: skip
 
 
@@ -158,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout <= 0:
         raise SftkitError(f"--timeout {args.timeout}: the time limit per answer must be > 0 seconds")
     workers = _workers(args.workers)
-    outputs = check_outputs(args.save_correct, args.save_incorrect, args.report_json)  # before any work
-    meta = load_metadata(Path(args.metadata_file), args.id_key, args.answer_key, args.strict)
     report = RowReport(strict=args.strict)
     files = expand_inputs(args.solutions_file, report, SUFFIXES)
+    outputs = check_outputs(args, [*files, Path(args.metadata_file)])  # before any work
+    meta = load_metadata(Path(args.metadata_file), args.id_key, args.answer_key, args.strict)
     solutions, kinds = read_solutions(files, report, args.response_key, args.id_key, args.require_marker)
     if not solutions:
         raise SftkitError(

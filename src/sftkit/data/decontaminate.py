@@ -1,0 +1,141 @@
+"""`prepare --decontaminate FILE...`: training prompts that share a word n-gram with an evaluation problem.
+
+As open-r1's decontamination: the eval problems' n-grams (default 8 words, after `normalize.words`) go into a
+table; a training prompt sharing any of them is contaminated. Each distinct prompt is checked once (the many
+solutions of a problem share it). An n-gram found in more than `max(2, 1%)` of the eval problems is template text
+("Solve the following math problem step by step...") and is ignored, else one shared instruction would drop every
+row; a leaked problem still shares its own n-grams. Memory: one table entry per distinct eval n-gram (MATH's 5,000
+test problems: about 300k entries, ~40 MB), and one per distinct training prompt checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sftkit.data.normalize import words
+from sftkit.data.rows import RowReport, expand_inputs, iter_rows
+from sftkit.errors import SftkitError
+
+KEYS = ("problem", "question", "prompt")  # detected in this order when --decontaminate-key is not given
+SHOW = 5
+
+
+@dataclass(frozen=True)
+class EvalProblem:
+    where: str  # file:line
+    text: str
+
+
+@dataclass
+class Match:
+    train: str  # file:line of the first training row with that prompt
+    prompt: str
+    problem: EvalProblem
+    ngram: str
+
+
+def _short(text: str, width: int = 80, near: str = "") -> str:
+    """One line of `text`, from a little before the words of `near` when given (a prompt's opening is often a
+    shared instruction that says nothing)."""
+    text = " ".join(text.split())
+    found = re.search(r"\W+".join(map(re.escape, near.split())), text, re.IGNORECASE) if near else None
+    if found and found.end() > width - 3:
+        text = "..." + text[max(0, found.start() - 20) :]
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@dataclass
+class Decontaminator:
+    n: int
+    problems: list[EvalProblem]
+    table: dict[int, int]  # hash of an n-gram -> index of the first eval problem that has it
+    files: list[str]
+    ignored: list[str] = field(default_factory=list)  # template n-grams (a few shown)
+    n_ignored: int = 0
+    checked: dict[int, int] = field(default_factory=dict)  # prompt id -> index in `matches`, or -1
+    matches: list[Match] = field(default_factory=list)
+
+    def check(self, prompt_id: int, prompt: str, where: str) -> bool:
+        """True when the prompt shares an n-gram with an eval problem (each distinct prompt computed once)."""
+        found = self.checked.get(prompt_id)
+        if found is None:
+            found = -1
+            tokens = words(prompt)
+            for i in range(len(tokens) - self.n + 1):
+                gram = " ".join(tokens[i : i + self.n])
+                hit = self.table.get(hash(gram))
+                if hit is not None:
+                    self.matches.append(Match(where, _short(prompt, near=gram), self.problems[hit], gram))
+                    found = len(self.matches) - 1
+                    break
+            self.checked[prompt_id] = found
+        return found >= 0
+
+    def report(self) -> dict:
+        hit = {m.problem.where for m in self.matches}
+        return {
+            "files": self.files, "ngram_words": self.n, "eval_problems": len(self.problems),
+            "template_ngrams_ignored": self.n_ignored, "template_ngrams_first": self.ignored,
+            "prompts_dropped": len(self.matches), "eval_problems_matched": len(hit),
+            "first_matches": [
+                {"train": m.train, "prompt": m.prompt, "eval": m.problem.where,
+                 "eval_problem": _short(m.problem.text, near=m.ngram), "shared": m.ngram}
+                for m in self.matches[:SHOW]
+            ],
+        }  # fmt: skip
+
+
+def _text(row: dict, key: str | None) -> str | None:
+    if key is not None:
+        value = row.get(key)
+        return value if isinstance(value, str) and value.strip() else None
+    return next((row[k] for k in KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
+
+
+def read_problems(patterns: Sequence[str], key: str | None, suffixes: Sequence[str]) -> tuple[list, list[Path]]:
+    """The eval problems of the files: [EvalProblem], and the files. A file with none is an error."""
+    report = RowReport()
+    files = expand_inputs(patterns, report, suffixes)
+    if report.n_bad and not files:
+        raise SftkitError(f"--decontaminate: no evaluation file found.\n{report.summary()}")
+    problems: list[EvalProblem] = []
+    for path in files:
+        file_report, before = RowReport(), len(problems)
+        for _, line, row in iter_rows([path], file_report):
+            text = _text(row, key)
+            if text is not None:
+                problems.append(EvalProblem(f"{path}:{line}", text))
+        if len(problems) == before:
+            wanted = f"a {key!r} column" if key else f"a column named {', '.join(KEYS)}"
+            raise SftkitError(
+                f"--decontaminate {path}: no row with {wanted} (columns found: {file_report.columns_found()}). "
+                "Name the eval problems' column with --decontaminate-key."
+            )
+    return problems, files
+
+
+def build(patterns: Sequence[str], n: int, key: str | None, suffixes: Sequence[str]) -> Decontaminator:
+    """The n-gram table of the eval files' problems, template n-grams left out."""
+    if n < 1:
+        raise SftkitError(f"--decontaminate-ngram {n}: give 1 or more words")
+    problems, files = read_problems(patterns, key, suffixes)
+    first: dict[int, int] = {}
+    count: dict[int, int] = {}
+    text: dict[int, str] = {}
+    for index, problem in enumerate(problems):
+        tokens = words(problem.text)
+        grams = {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+        for gram in sorted(grams):
+            h = hash(gram)  # salted per process, used only in this process: results do not depend on it
+            if first.setdefault(h, index) == index:
+                text[h] = gram
+            count[h] = count.get(h, 0) + 1
+    limit = max(2, len(problems) // 100)
+    template = sorted(h for h, c in count.items() if c > limit)
+    for h in template:
+        del first[h]
+    shown = sorted(text[h] for h in template)[:SHOW]
+    return Decontaminator(n, problems, first, [str(f) for f in files], shown, len(template))
