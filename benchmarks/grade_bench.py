@@ -76,6 +76,8 @@ def run(name: str, rows: list[dict], meta: list[dict], workers: int | None, out:
     cmd = [sys.executable, "-m", "sftkit", "filter", "--solutions-file", str(out / f"{name}.jsonl")]
     cmd += ["--metadata-file", str(out / f"{name}_meta.jsonl"), "--save-correct", str(out / f"{name}.parquet")]
     cmd += ["--report-json", str(out / f"{name}_report.json")] + (["--workers", str(workers)] if workers else [])
+    for old in (out / f"{name}.parquet", out / f"{name}_report.json"):  # a later round: outputs never overwrite
+        old.unlink(missing_ok=True)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - start
