@@ -115,7 +115,7 @@ def results() -> dict:
     return out
 
 
-def test_the_suites_are_the_builder_output_and_cite_their_sources():
+def test_the_suites_are_well_formed_and_cite_their_sources():
     notice = (SUITES_DIR / "NOTICE.md").read_text()
     for suite in SUITES:
         rows = cases(suite)
