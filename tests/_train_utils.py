@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -110,3 +111,22 @@ def sftkit_process(*args, env=None, cwd=ROOT) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k not in SHIM_VARS}
     return subprocess.run([sys.executable, "-m", "sftkit", *map(str, args)], capture_output=True, text=True,
                           env={**environ, "HF_HUB_OFFLINE": "1", **(env or {})}, cwd=cwd, timeout=300)  # fmt: skip
+
+
+def run_until_signalled(
+    args: list[str], out: Path, sig: int, after_step: int, group: bool = False
+) -> subprocess.CompletedProcess:
+    """`python -m sftkit.train ARGS` in a real process, sent `sig` once metrics.jsonl shows `after_step`; with
+    `group`, to its whole process group (what `scancel` and a terminal's Ctrl-C do), data loader workers included."""
+    proc = subprocess.Popen([sys.executable, "-m", "sftkit.train", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            start_new_session=group)  # fmt: skip
+    metrics, deadline = out / "metrics.jsonl", time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        lines = metrics.read_text().splitlines()[:-1] if metrics.exists() else []  # the last may be half written
+        if any(json.loads(x).get("step", 0) >= after_step for x in lines):
+            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

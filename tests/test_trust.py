@@ -8,15 +8,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import torch
 
-from _train_utils import ROOT, assert_same_state, losses, make_assets, model_pt, overrides, train
+from _train_utils import (
+    assert_same_state,
+    losses,
+    make_assets,
+    model_pt,
+    overrides,
+    run_until_signalled,
+    train,
+)
 from sftkit.checkpoint import layout
 from sftkit.checkpoint import state as ckpt_state
 from sftkit.errors import SftkitError
@@ -71,20 +77,6 @@ def test_data_fingerprint_is_in_train_state(assets, tmp_path):
 
 
 # ---- pre-emption ------------------------------------------------------------------------------------------------
-def run_until_signalled(args: list[str], out: Path, sig: int, after_step: int) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen([sys.executable, "-m", "sftkit.train", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
-    metrics, deadline = out / "metrics.jsonl", time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        lines = metrics.read_text().splitlines()[:-1] if metrics.exists() else []  # the last may be half written
-        if any(json.loads(x).get("step", 0) >= after_step for x in lines):
-            proc.send_signal(sig)
-            break
-        time.sleep(0.02)
-    stdout, stderr = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-
-
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, pytest.param(signal.SIGUSR1, marks=pytest.mark.extended)], ids=["SIGTERM", "SIGUSR1"]
 )

@@ -149,11 +149,14 @@ def run(plan: RunPlan, callbacks=()):
 
             finish_finished(plan, trainer, resume_from, saved)
             return trainer
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        if not trainer.preempted:
-            from sftkit.training.finish import finish
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            if not trainer.preempted:
+                from sftkit.training.finish import finish
 
-            finish(plan, trainer)
+                finish(plan, trainer)
+        finally:
+            trainer.stop.restore()  # the stop contract holds until the run's last file is written
         return trainer
     finally:
         lock.release()

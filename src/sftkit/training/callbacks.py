@@ -12,8 +12,6 @@ import math
 
 from transformers import TrainerCallback
 
-from sftkit.training.preempt import StopRequest
-
 
 def every(value: float | None, max_steps: int) -> int:
     """A step interval: N, or a fraction of the run's steps (transformers' convention for values below 1)."""
@@ -26,7 +24,7 @@ class RunSchedule(TrainerCallback):
     def __init__(self, trainer, has_validation: bool):
         self.trainer = trainer
         self.has_validation = has_validation
-        self.stop = StopRequest()
+        self.stop = trainer.stop  # installed until the run's last file is written (train.py restores it)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.stop.install()
@@ -37,6 +35,11 @@ class RunSchedule(TrainerCallback):
         # Saving is asked here and done by the Trainer after this step's logging and validation
         # (SftkitTrainer._save_checkpoint), so a checkpoint's step is always in metrics.jsonl.
         step, plan = state.global_step, self.trainer.plan
+        evaluate = every(plan.train.eval_steps, state.max_steps)
+        if self.has_validation and evaluate and step % evaluate == 0:
+            # kept on a stop too: a run stopped here must validate as an uninterrupted one does (the validation
+            # draws from the RNG, so skipping it would change the resumed run's dropout masks)
+            control.should_evaluate = True
         if self.stop.agreed(args.device):
             self.trainer.preempted = True
             control.should_save = control.should_training_stop = True
@@ -44,10 +47,4 @@ class RunSchedule(TrainerCallback):
         save = every(plan.train.save_steps, state.max_steps)
         if save and step % save == 0 and step < state.max_steps:  # the last step gets global_step_final
             control.should_save = True
-        evaluate = every(plan.train.eval_steps, state.max_steps)
-        if self.has_validation and evaluate and step % evaluate == 0:
-            control.should_evaluate = True
         return control
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.stop.restore()

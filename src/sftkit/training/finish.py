@@ -14,11 +14,28 @@ from sftkit.checkpoint import layout, state
 
 
 def finish(plan, trainer) -> Path:
-    evaluated = any(e.get("step") == trainer.state.global_step and "eval_loss" in e for e in trainer.state.log_history)
+    """A stop asked during the end (SIGTERM/SIGUSR1/Ctrl-C, checked between its parts) still leaves a resumable
+    run: before the final validation, global_step_N is saved (`auto` then writes the final checkpoint, validating
+    it); after it, global_step_final is saved and only the Hugging Face export is left for `auto` (or
+    `sftkit export`) to write. Either way the run exits with 75 (pre-empted)."""
+    step, device = trainer.state.global_step, trainer.args.device
+    evaluated = any(e.get("step") == step and "eval_loss" in e for e in trainer.state.log_history)
     if trainer.eval_dataset is not None and not evaluated:
+        if trainer.stop.agreed(device):
+            return _stopped(trainer, trainer.save_checkpoint(f"global_step_{step}"), "before the final validation")
         trainer.evaluate()
     path = trainer.save_checkpoint("global_step_final")
+    if trainer.stop.agreed(device):
+        return _stopped(trainer, path, "before the Hugging Face export")
     return export_and_report(plan, path)
+
+
+def _stopped(trainer, path: Path, when: str) -> Path:
+    trainer.preempted = True
+    dist.print0(
+        f"stopped {when}: {path} is saved; run again with trainer.resume_from_checkpoint=auto to finish the run"
+    )
+    return path
 
 
 def finish_finished(plan, trainer, resume_from: Path, saved: dict) -> Path:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from sftkit.data.labels import IGNORE
 from sftkit.training.batching import share, step_order
+from sftkit.training.preempt import ignore_in_worker
 
 FILLER = -1  # index of the filler example in the samplers' output
 
@@ -109,6 +110,7 @@ def train_loader(dataset, lengths, plan, dp_rank: int) -> StepLoader:
         persistent_workers=t.dataloader_persistent_workers and workers > 0,
         prefetch_factor=t.dataloader_prefetch_factor if workers > 0 else None,
         multiprocessing_context=t.dataloader_multiprocessing_context if workers > 0 else None,
+        worker_init_fn=ignore_in_worker,
     )
 
 

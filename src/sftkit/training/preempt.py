@@ -19,11 +19,14 @@ import torch
 from sftkit import dist
 
 SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None)
+# Ctrl-C stops like SIGTERM (save at the next step, exit 75); a second Ctrl-C aborts at once (KeyboardInterrupt).
+INTERRUPT = signal.SIGINT
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later" — scripts/launch.slurm requeues the job on it
 
 
 class StopRequest:
-    """Installed for the length of `trainer.train()`; `agreed()` at each step boundary."""
+    """Installed from the start of `trainer.train()` until the run's last file is written (train.py); `agreed()` at
+    each step boundary and between the final validation, save and export (finish.py)."""
 
     def __init__(self):
         self.received: int | None = None
@@ -33,7 +36,7 @@ class StopRequest:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread (e.g. not in a notebook worker)
-        for sig in SIGNALS:
+        for sig in (*SIGNALS, INTERRUPT):
             self.previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -42,10 +45,17 @@ class StopRequest:
         self.previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        if signum == INTERRUPT and self.received is not None:
+            raise KeyboardInterrupt  # the second Ctrl-C: abort now, without a checkpoint
         if self.received is None:
             name = signal.Signals(signum).name
             print(f"\n{name} received: stopping after this optimizer step and saving a checkpoint", file=sys.stderr)
         self.received = signum
+
+    @property
+    def asked(self) -> bool:
+        """This rank received a signal (no collective: for places where the ranks need not agree)."""
+        return self.received is not None
 
     def agreed(self, device) -> bool:
         """True on every rank as soon as any rank received a signal (or sees the stop file)."""
@@ -56,3 +66,11 @@ class StopRequest:
         if dist.distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
+
+
+def ignore_in_worker(_worker_id: int) -> None:
+    """DataLoader workers leave the stop signals to the main process: a SIGTERM to the whole process group (what
+    `scancel` sends) or a Ctrl-C in the terminal would otherwise kill a worker first and crash the main process
+    ("DataLoader worker ... killed") before it could save."""
+    for sig in (*SIGNALS, INTERRUPT):
+        signal.signal(sig, signal.SIG_IGN)

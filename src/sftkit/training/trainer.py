@@ -32,6 +32,7 @@ from sftkit.checkpoint import layout, state
 from sftkit.data.labels import IGNORE
 from sftkit.training import batching, loader, nonfinite
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
+from sftkit.training.preempt import StopRequest
 
 
 class SftkitTrainer(SFTTrainer):
@@ -49,6 +50,7 @@ class SftkitTrainer(SFTTrainer):
         self.peak_flops = peak_flops()
         self.run_start = None  # (time, global step) when this run's training began: for the ETA
         self.preempted = False
+        self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
 
