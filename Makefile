@@ -17,6 +17,14 @@ METADATA ?= data/sample/metadata.jsonl
 OUT ?= data/sft
 FILTER ?= 1
 VAL_SPLIT ?= 0.1
+# Curation in `make prepare` (README "Curating a round"): DEDUP=none|exact|normalized, MAX_PER_PROMPT=K (empty: no
+# cap), DECONTAMINATE='eval files' (empty: none), MIX='round1/*.jsonl:0.5 base.parquet:1' (more weighted sources).
+DEDUP ?= none
+MAX_PER_PROMPT ?=
+DECONTAMINATE ?=
+MIX ?=
+CURATE = --dedup $(DEDUP) $(if $(MAX_PER_PROMPT),--max-per-prompt $(MAX_PER_PROMPT)) \
+	$(if $(DECONTAMINATE),--decontaminate $(DECONTAMINATE)) $(if $(MIX),--mix $(MIX))
 PYTEST_ARGS ?=
 # `make train ACCEL=fsdp4` launches through accelerate with accelerate_configs/fsdp4.yaml; empty = one process.
 LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs/$(ACCEL).yaml -m sftkit.train,$(BIN)/sftkit train)
@@ -43,12 +51,15 @@ $(OUT)/train.parquet: $(BIN)/.installed
 	$(MAKE) --no-print-directory prepare
 
 # The seed's Option B (filter correct solutions, then split by problem); FILTER=0 gives Option A (all solutions).
+# A make target rebuilds its files: --overwrite replaces the last run's (an input among them is still refused).
 prepare: $(BIN)/.installed
 ifeq ($(FILTER),1)
-	$(BIN)/sftkit filter --solutions-file $(INPUT) --metadata-file $(METADATA) --save-correct $(OUT)/correct_solutions.parquet
-	$(BIN)/sftkit prepare $(OUT)/correct_solutions.parquet --output-dir $(OUT) --val-split $(VAL_SPLIT)
+	$(BIN)/sftkit filter --solutions-file $(INPUT) --metadata-file $(METADATA) \
+		--save-correct $(OUT)/correct_solutions.parquet --overwrite
+	$(BIN)/sftkit prepare $(OUT)/correct_solutions.parquet --output-dir $(OUT) --val-split $(VAL_SPLIT) $(CURATE) \
+		--overwrite
 else
-	$(BIN)/sftkit prepare $(INPUT) --output-dir $(OUT) --val-split $(VAL_SPLIT)
+	$(BIN)/sftkit prepare $(INPUT) --output-dir $(OUT) --val-split $(VAL_SPLIT) $(CURATE) --overwrite
 endif
 
 train: $(BIN)/.installed $(TINY_DEPS)
@@ -74,7 +85,8 @@ $(DEMO_CKPT)/train_state.pt: | $(BIN)/.installed
 	$(MAKE) --no-print-directory train RECIPE=tiny
 
 eval: $(BIN)/.installed $(EVAL_DEPS)
-	$(BIN)/sftkit eval $(CKPT) --problems $(PROBLEMS) --metadata-file $(METADATA) --output $(EVAL_OUT) $(EVAL_ARGS)
+	$(BIN)/sftkit eval $(CKPT) --problems $(PROBLEMS) --metadata-file $(METADATA) --output $(EVAL_OUT) $(EVAL_ARGS) \
+		--overwrite
 
 # generate on the training problems (2 samples each) -> keep the correct ones, with the round's data so far ->
 # split -> fine-tune the checkpoint further (a few steps) -> evaluate the new checkpoint on the held-out problems.

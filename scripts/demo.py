@@ -53,6 +53,7 @@ def main() -> None:
         "data/sample/metadata.jsonl",
         "--save-correct",
         "data/sft/correct_solutions.parquet",
+        "--overwrite",  # the demo rebuilds its data on every run
     )
     step(
         "split by problem into train/val (step 2)",
@@ -63,6 +64,7 @@ def main() -> None:
         "data/sft",
         "--val-split",
         "0.1",
+        "--overwrite",
     )
     for run in ("runs/tiny", "runs/tiny-lora"):  # the demo's own runs: start them afresh (sftkit refuses to write
         shutil.rmtree(ROOT / run, ignore_errors=True)  # into a folder that holds another run's checkpoints)

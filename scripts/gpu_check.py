@@ -84,7 +84,7 @@ def main() -> None:
     # Its own model and data under the workdir: never touches the user's runs/ or data/sft/.
     sh([*SFTKIT, "tiny-model", RUNS / "tiny-model"])
     sample = sorted(str(x) for x in (ROOT / "data/sample").glob("solutions_*.jsonl"))
-    sh([*SFTKIT, "prepare", *sample, "--output-dir", RUNS / "data", "--val-split", "0.1"])
+    sh([*SFTKIT, "prepare", *sample, "--output-dir", RUNS / "data", "--val-split", "0.1", "--overwrite"])
     paths = [
         f"model_name_or_path={RUNS / 'tiny-model'}",
         f"data.train_files=[{RUNS / 'data/train.parquet'}]",
