@@ -85,6 +85,28 @@ def test_checkpoint_of_another_run_is_refused_with_the_differences(assets, tmp_p
     assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
 
 
+def test_resume_compares_the_base_weights_clipping_and_precision(assets, tmp_path):
+    """A LoRA run whose base model was rebuilt at the same path (other weights), or resumed with another gradient
+    clipping or precision, is another run; the same weights moved to another folder are not."""
+    from sftkit.tiny import write_tiny_model
+
+    base = shutil.copytree(assets["model"], tmp_path / "base")
+    lora = {"model_name_or_path": base, "lora_rank": 4, "lora_alpha": 8}
+    out = tmp_path / "run"
+    with pytest.raises(Crash):
+        train(assets, out, callbacks=[CrashAfterSave(3)], **lora)
+    shutil.copytree(base, tmp_path / "moved")
+    write_tiny_model(base, seed=1)
+    with pytest.raises(SftkitError) as err:
+        train(assets, out, resume_from_checkpoint="auto", max_grad_norm=0.5, bf16="true", **lora)
+    message = str(err.value)
+    assert f"base model weights: {base} holds other weights" in message
+    assert "max_grad_norm: checkpoint 1.0 vs now 0.5" in message and "bf16: checkpoint False vs now True" in message
+    moved = {**lora, "model_name_or_path": tmp_path / "moved"}
+    train(assets, out, resume_from_checkpoint="auto", **moved)
+    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
+
+
 def test_incomplete_checkpoint_is_refused(assets, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(Crash):

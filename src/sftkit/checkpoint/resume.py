@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from sftkit import dist
+from sftkit.checkpoint import base_model
 from sftkit.checkpoint.layout import find_latest, holds_checkpoints, is_complete, missing
 from sftkit.checkpoint.state import load_state
 from sftkit.errors import SftkitError
@@ -42,6 +43,18 @@ SHAPING_KEYS = (
     "use_remove_padding",
     "train_sampling_strategy",
     "optim",  # another optimizer's state does not load
+    # what each step does with its gradient, and in which precision
+    "max_grad_norm",
+    "bf16",
+    "fp16",
+    "dtype",
+    "adam_epsilon",
+    "optim_args",
+    "lr_scheduler_kwargs",
+    "lora_dropout",
+    "neftune_noise_alpha",
+    "label_smoothing_factor",
+    "data_seed",
 )
 
 
@@ -120,12 +133,28 @@ def _same(key: str, saved, current) -> bool:
     return saved == current
 
 
-def differences(saved: dict, current: dict) -> list[str]:
+def differences(saved: dict, current: dict, skip: tuple[str, ...] = ()) -> list[str]:
+    """The shaping settings that differ. A key the checkpoint does not record (saved by an older sftkit) is not
+    compared."""
     return [
         f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
         for k in SHAPING_KEYS
-        if not _same(k, saved.get(k), current.get(k))
+        if k in saved and k not in skip and not _same(k, saved.get(k), current.get(k))
     ]
+
+
+def weights_difference(saved: str | None, model: str | None) -> tuple[str | None, bool]:
+    """(a line when the base model's weights differ from the checkpoint's run, whether they are known to be the
+    same). Unknown (no fingerprint recorded, or no local copy of the model): only the path is compared."""
+    current = base_model.fingerprint(model)
+    if saved is None or current is None:
+        return None, False
+    if saved == current:
+        return None, True
+    return (
+        f"  base model weights: {model} holds other weights than the checkpoint's run was trained from "
+        f"(fingerprint {saved[:12]} vs now {current[:12]}: rebuilt, re-downloaded or replaced?)"
+    ), False
 
 
 def data_difference(saved: dict | None, current: dict) -> str | None:
@@ -146,10 +175,9 @@ def data_difference(saved: dict | None, current: dict) -> str | None:
 
 def check_compatible(path: Path, saved: dict, current: dict, data: dict, ignore: bool) -> None:
     """Refuse a checkpoint from a run that differs in what shapes the training, unless told to ignore it."""
-    diffs = differences(saved.get("config", {}), current)
-    changed = data_difference(saved.get("data"), data)
-    if changed:
-        diffs.insert(0, changed)
+    weights, same_weights = weights_difference(saved.get("base_model"), current.get("model_name_or_path"))
+    diffs = differences(saved.get("config", {}), current, skip=("model_name_or_path",) if same_weights else ())
+    diffs[:0] = [line for line in (weights, data_difference(saved.get("data"), data)) if line]
     if diffs and not ignore:
         raise SftkitError(
             f"checkpoint {path} comes from a different run:\n"

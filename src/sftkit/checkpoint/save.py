@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from sftkit import __version__, dist
-from sftkit.checkpoint import layout, state
+from sftkit.checkpoint import base_model, layout, state
 from sftkit.errors import SftkitError
 
 
@@ -65,6 +65,7 @@ def train_state(trainer, rngs: list[dict]) -> dict:
         "world_size": plan.world_size,
         "rng_states": rngs,
         "config": plan.to_dict(),
+        "base_model": base_model.fingerprint(plan.model.model_name_or_path),  # compared on resume
         "data": trainer.data_identity,
         "sftkit_version": __version__,
         "saved_at": time.time(),
