@@ -3,9 +3,10 @@
 As open-r1's decontamination: the eval problems' n-grams (default 8 words, after `normalize.words`) go into a
 table; a training prompt sharing any of them is contaminated. Each distinct prompt is checked once (the many
 solutions of a problem share it). An n-gram found in more than `max(2, 1%)` of the eval problems is template text
-("Solve the following math problem step by step...") and is ignored, else one shared instruction would drop every
-row; a leaked problem still shares its own n-grams. Memory: one table entry per distinct eval n-gram (MATH's 5,000
-test problems: about 300k entries, ~40 MB), and one per distinct training prompt checked.
+("Solve the following math problem step by step...") and is ignored with every n-gram that touches it (else one
+shared instruction, or the instruction and a first name, would drop unrelated rows); a leaked problem still shares
+the n-grams of its own text. Memory: one table entry per distinct eval n-gram (MATH's 5,000 test problems: about
+300k entries, ~40 MB), and one per distinct training prompt checked.
 """
 
 from __future__ import annotations
@@ -117,25 +118,32 @@ def read_problems(patterns: Sequence[str], key: str | None, suffixes: Sequence[s
     return problems, files
 
 
+def _grams(tokens: list[str], n: int) -> list[int]:
+    return [hash(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]  # salted, used in-process only
+
+
 def build(patterns: Sequence[str], n: int, key: str | None, suffixes: Sequence[str]) -> Decontaminator:
-    """The n-gram table of the eval files' problems, template n-grams left out."""
+    """The n-gram table of the eval files' problems, without the n-grams that touch template text."""
     if n < 1:
         raise SftkitError(f"--decontaminate-ngram {n}: give 1 or more words")
     problems, files = read_problems(patterns, key, suffixes)
-    first: dict[int, int] = {}
+    tokens = [words(problem.text) for problem in problems]
+    grams = [_grams(t, n) for t in tokens]
     count: dict[int, int] = {}
-    text: dict[int, str] = {}
-    for index, problem in enumerate(problems):
-        tokens = words(problem.text)
-        grams = {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
-        for gram in sorted(grams):
-            h = hash(gram)  # salted per process, used only in this process: results do not depend on it
-            if first.setdefault(h, index) == index:
-                text[h] = gram
+    for hashes in grams:
+        for h in set(hashes):
             count[h] = count.get(h, 0) + 1
     limit = max(2, len(problems) // 100)
-    template = sorted(h for h, c in count.items() if c > limit)
-    for h in template:
-        del first[h]
-    shown = sorted(text[h] for h in template)[:SHOW]
-    return Decontaminator(n, problems, first, [str(f) for f in files], shown, len(template))
+    template = {h for h, c in count.items() if c > limit}
+    table: dict[int, int] = {}
+    shown: set[str] = set()
+    for index, hashes in enumerate(grams):
+        covered = bytearray(len(hashes) + n)  # words inside a template n-gram
+        for i, h in enumerate(hashes):
+            if h in template:
+                covered[i : i + n] = b"\x01" * n
+                shown.add(" ".join(tokens[index][i : i + n]))
+        for i, h in enumerate(hashes):
+            if not any(covered[i : i + n]):  # "...in \boxed{}. James" would match every James problem
+                table.setdefault(h, index)
+    return Decontaminator(n, problems, table, [str(f) for f in files], sorted(shown)[:SHOW], len(template))

@@ -1,8 +1,8 @@
 """Text normalisation for curation: when two solutions are "the same", and the words of a prompt for n-grams.
 
-`solution_key`: case, whitespace, LaTeX spacing (`\\,` `\\;` `\\quad` `\\left` `\\right`), math delimiters (`$x$`,
-`\\(x\\)`, `\\[x\\]`, `$$x$$`), `\\dfrac`/`\\tfrac` and one-token arguments (`\\frac12` = `\\frac{1}{2}`,
-`\\sqrt2` = `\\sqrt{2}`) do not make a solution distinct. It is a hashing key, not readable text.
+`solution_key`: case, whitespace, LaTeX spacing (`\\,` `\\;` `\\quad` `\\left` `\\right` `\\left.`), math
+delimiters (`$x$`, `\\(x\\)`, `\\[x\\]`, `$$x$$`), `\\dfrac`/`\\tfrac` and one-token arguments (`\\frac12` =
+`\\frac{1}{2}`, `\\sqrt2` = `\\sqrt{2}`) do not make a solution distinct. It is a hashing key, not readable text.
 `words`: lower-cased letters-and-digits runs of a text (punctuation and LaTeX braces drop out), for n-gram overlap.
 
 Hand-written (a few string operations, ~5 us a solution): math-verify and latex2sympy parse answers, not
@@ -15,7 +15,7 @@ import hashlib
 import re
 import unicodedata
 
-_DROP = re.compile(r"\\[,;:! ]|\\q?quad(?![a-z])|\\left(?![a-z])|\\right(?![a-z])|\\[()\[\]]")
+_DROP = re.compile(r"\\[,;:! ]|\\q?quad(?![a-z])|\\(?:left|right)(?:\.|(?![a-z]))|\\[()\[\]]")
 _VARIANT = re.compile(r"\\[dt]frac")
 _ONE_TOKEN = re.compile(r"\\(frac|sqrt)([0-9a-z])")  # \frac12 -> \frac{1}2 (a one-character argument)
 _SECOND = re.compile(r"\\frac(\{[^{}]*\})([0-9a-z])")  # \frac{1}2 -> \frac{1}{2}

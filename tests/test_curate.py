@@ -1,0 +1,215 @@
+"""`sftkit prepare`'s curation (`data/curate.py`, `normalize.py`, `decontaminate.py`; issue #24) on real files: the
+bundled GSM8K sample, GSM8K test problems (tests/assets/curation) and MATH-style LaTeX solutions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from _files import write_jsonl
+from sftkit.data import prepare
+from sftkit.data.normalize import solution_key
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+GSM8K_TEST = ROOT / "tests" / "assets" / "curation" / "gsm8k_test_40.jsonl"
+PROMPT = "Solve for $x$: $2x = 1$."
+LATEX = [  # one MATH-style solution written five ways, then a different solution with the same answer
+    r"We have $x = \frac12$, so the answer is $\boxed{\frac12}$.",
+    r"We have \(x=\frac{1}{2}\), so the answer is \(\boxed{\frac{1}{2}}\).",
+    r"We  have $x = \dfrac{1}{2}$,  so The answer is $\boxed{\tfrac 1 2}$." + "\n",
+    r"We have $$x = \frac{1}{2},$$ so the answer is \[\boxed{\left.\frac{1}{2}\right.}\].".replace(
+        "$$x", "\\[x"
+    ).replace(",$$", ",\\]"),
+    r"We have $x = \frac12$, so the answer is $\boxed{\frac12}$.",  # the first, exactly
+    r"Dividing by $2$: $x = 0.5$. The answer is $\boxed{\frac{1}{2}}$.",
+]
+
+
+def run(capsys, *argv) -> tuple[str, dict]:
+    code = prepare.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    folder = Path(argv[list(argv).index("--output-dir") + 1])
+    return out.out, json.loads((folder / "prepare_report.json").read_text())
+
+
+def rows(folder: Path) -> list[dict]:
+    return pq.read_table(folder / "train.parquet").to_pylist() + pq.read_table(folder / "val.parquet").to_pylist()
+
+
+def test_latex_spellings_of_one_solution_share_a_key_and_others_do_not():
+    keys = {solution_key(text) for text in LATEX[:5]}
+    assert len(keys) == 1
+    assert solution_key(LATEX[5]) not in keys
+    assert solution_key(r"$\frac{2}{1}$") != solution_key(r"$\frac{1}{2}$")
+    assert solution_key(r"\frac123") == solution_key(r"\frac{1}{2}3") != solution_key(r"\frac{12}{3}")
+
+
+@pytest.mark.parametrize(
+    ("dedup", "kept"), [("none", [0, 1, 2, 3, 4, 5]), ("exact", [0, 1, 2, 3, 5]), ("normalized", [0, 5])]
+)
+def test_dedup_of_math_solutions_and_duplicates_always_counted(tmp_path: Path, capsys, dedup: str, kept: list[int]):
+    src = write_jsonl(
+        tmp_path / "s.jsonl", [{"prompt": PROMPT, "generated_solution": t, "n": i} for i, t in enumerate(LATEX)]
+    )
+    out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--val-split", "0", "--dedup", dedup)
+    assert sorted(r["n"] for r in rows(tmp_path / "o")) == kept  # the first of each in input order
+    assert report["duplicates_held"] == {"exact": 1, "normalized": 4}
+    assert report["curation"]["duplicates_dropped"] == 6 - len(kept)
+    assert f"duplicates held (same prompt and solution): 1 exact, 4 after normalisation; --dedup {dedup}: " in out
+
+
+def test_dedup_on_the_gsm8k_sample_across_rounds(tmp_path: Path, capsys):
+    again = shutil.copy(SAMPLE / "solutions_0.jsonl", tmp_path / "round2.jsonl")  # a round that resampled the same
+    out, report = run(capsys, SAMPLE / "solutions_*.jsonl", again, "--output-dir", tmp_path / "o", "--dedup", "exact")
+    assert report["rows"]["usable"] == 900 and report["curation"]["duplicates_dropped"] == 300
+    assert (
+        len(rows(tmp_path / "o")) == 600 and report["split"]["train"]["rows"] + report["split"]["val"]["rows"] == 600
+    )
+
+
+def solutions(per_prompt: dict[str, list[str]]) -> list[dict]:
+    return [{"prompt": p, "generated_solution": s} for p, sols in per_prompt.items() for s in sols]
+
+
+def test_max_per_prompt_prefers_distinct_solutions(tmp_path: Path, capsys):
+    easy = ["$x = 1$. #### 1"] * 5 + ["We get x=1. #### 1", "So $x=1$. #### 1", "Thus 1. #### 1"]
+    hard = ["Long work. #### 7"]
+    src = write_jsonl(tmp_path / "s.jsonl", solutions({"easy?": easy, "hard?": hard}))
+    for seed in range(4):
+        out, report = run(capsys, src, "--output-dir", tmp_path / f"k{seed}", "--val-split", "0", "--max-per-prompt",
+                          "4", "--seed", seed)  # fmt: skip
+        kept = Counter(r["generated_solution"] for r in rows(tmp_path / f"k{seed}") if r["prompt"] == "easy?")
+        assert sorted(kept.values()) == [1, 1, 1, 1]  # the 4 distinct ones, never a second copy of the first
+        assert report["curation"]["rows_capped"] == 4 and report["curation"]["prompts_capped"] == 1
+    assert "--max-per-prompt 4: 4 rows capped in 1 problems" in out
+
+
+def test_max_per_prompt_is_seeded_and_byte_identical(tmp_path: Path, capsys):
+    src = write_jsonl(
+        tmp_path / "s.jsonl", solutions({f"p{i}?": [f"way {j} to {i}" for j in range(8)] for i in range(30)})
+    )
+    chosen = {}
+    for name, seed in [("a", 1), ("b", 1), ("c", 2)]:
+        run(
+            capsys,
+            src,
+            "--output-dir",
+            tmp_path / name,
+            "--max-per-prompt",
+            "3",
+            "--seed",
+            seed,
+            "--dedup",
+            "normalized",
+        )
+        chosen[name] = {(r["prompt"], r["generated_solution"]) for r in rows(tmp_path / name)}
+        assert len(chosen[name]) == 90
+    for file in ("train.parquet", "val.parquet"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    reports = [(tmp_path / d / "prepare_report.json").read_text().replace(str(tmp_path / d), "") for d in "ab"]
+    assert reports[0] == reports[1]
+    assert chosen["a"] != chosen["c"]
+
+
+def planted(n: int) -> list[dict]:
+    """GSM8K test problems leaked into training prompts, in the sample's framing and with other spacing/case."""
+    tests = [json.loads(line)["question"] for line in GSM8K_TEST.read_text().splitlines()[:n]]
+    frame = "Solve the following math problem step by step. Put the final answer in \\boxed{}.\n\n"
+    return [{"id": f"leak{i}", "prompt": frame + "  ".join(q.upper().split()), "generated_solution": f"#### {i}"}
+            for i, q in enumerate(tests)]  # fmt: skip
+
+
+def test_decontaminate_drops_leaked_gsm8k_test_problems(tmp_path: Path, capsys):
+    train = [json.loads(line) for line in (SAMPLE / "solutions_0.jsonl").read_text().splitlines()[:20]]
+    src = write_jsonl(tmp_path / "s.jsonl", train + planted(3) + planted(3))  # two solutions of each leak
+    out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--decontaminate", GSM8K_TEST)
+    assert sorted(r["id"] for r in rows(tmp_path / "o")) == sorted(str(r["id"]) for r in train)  # ids mixed: text
+    d = report["curation"]["decontamination"]
+    assert report["curation"]["rows_decontaminated"] == 6
+    assert (d["prompts_dropped"], d["eval_problems_matched"], d["eval_problems"]) == (3, 3, 40)
+    assert [m["eval"] for m in d["first_matches"]] == [f"{GSM8K_TEST}:{i}" for i in (1, 2, 3)]
+    assert "decontamination (8-word n-grams, 40 eval problems in 1 files): 6 rows dropped, 3 training problems" in out
+    assert f"~ {GSM8K_TEST}:1 'Janet" in out
+
+
+def test_decontaminate_ignores_the_instruction_shared_by_eval_prompts(tmp_path: Path, capsys):
+    """Eval problems in the same framing as training (a prepared val.parquet): only the real problems match."""
+    evals = write_jsonl(
+        tmp_path / "eval.jsonl", [json.loads(x) for x in (SAMPLE / "solutions_1.jsonl").read_text().splitlines()[:10]]
+    )
+    out, report = run(capsys, SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "o", "--decontaminate", evals,
+                      "--decontaminate-ngram", "13")  # fmt: skip
+    d = report["curation"]["decontamination"]
+    assert d["prompts_dropped"] == 10 and len(rows(tmp_path / "o")) == 290
+    assert d["template_ngrams_ignored"] >= 1 and "ignored as template text" in out
+
+
+def test_decontaminate_names_the_problem_column_or_says_which_exist(tmp_path: Path, capsys):
+    evals = write_jsonl(tmp_path / "e.jsonl", [{"task": "Janet's ducks lay 16 eggs per day"}])
+    code = prepare.main(
+        [str(SAMPLE / "solutions_0.jsonl"), "--output-dir", str(tmp_path / "o"), "--decontaminate", str(evals)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "columns found: task (1)" in err and "--decontaminate-key" in err
+    run(capsys, SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "o", "--decontaminate", evals,
+        "--decontaminate-key", "task", "--decontaminate-ngram", "3")  # fmt: skip
+
+
+def test_mix_weights_spread_over_prompts_and_report_shares(tmp_path: Path, capsys):
+    both = tmp_path / "round1"
+    both.mkdir()
+    for f in SAMPLE.glob("solutions_*.jsonl"):
+        shutil.copy(f, both)  # 300 prompts x 2 solutions
+    base = write_jsonl(
+        tmp_path / "base.jsonl", [{"prompt": f"base {i}?", "generated_solution": f"b{i}"} for i in range(50)]
+    )
+    out, report = run(capsys, "--mix", f"{both}:0.5", f"{base}:2", "--output-dir", tmp_path / "o")
+    written = rows(tmp_path / "o")
+    from_round = [r for r in written if not r["prompt"].startswith("base")]
+    assert len(from_round) == 300 and len({r["prompt"] for r in from_round}) == 300  # one solution of every prompt
+    assert Counter(r["generated_solution"] for r in written if r["prompt"].startswith("base")) == {
+        f"b{i}": 2 for i in range(50)
+    }
+    shares = {s["name"]: (s["weight"], s["rows_out"], s["share"]) for s in report["sources"]}
+    assert shares == {str(both): (0.5, 300, 0.75), str(base): (2.0, 100, 0.25)}
+    assert f"source {both} (weight 0.5, 2 files): 600 usable" in out and "-> 300 rows (75.0% of the output)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mix", "{a}"], "give FILE_OR_GLOB:WEIGHT"),
+        (["--mix", "{a}:-1"], "a weight > 0"),
+        (["{a}", "--mix", "{a}:2"], "is in two sources"),
+        (["{a}", "--max-per-prompt", "0"], "keep 1 or more"),
+        (["{a}", "--decontaminate", "{a}", "--decontaminate-ngram", "0"], "give 1 or more words"),
+    ],
+)
+def test_curation_mistakes_are_messages(tmp_path: Path, capsys, argv: list[str], message: str):
+    a = str(SAMPLE / "solutions_0.jsonl")
+    code = prepare.main([x.format(a=a) for x in argv] + ["--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_report_json_holds_the_numbers_the_console_prints(tmp_path: Path, capsys):
+    src = write_jsonl(
+        tmp_path / "s.jsonl", solutions({f"p{i}?": [f"s{j}" for j in range(i % 4 + 1)] for i in range(20)}) + ["{bad"]
+    )
+    out, r = run(capsys, src, "--output-dir", tmp_path / "o", "--max-per-prompt", "2", "--decontaminate", GSM8K_TEST)
+    assert f"rows read: {r['rows']['read']}, kept: {r['rows']['usable']}, dropped: 1" in out
+    assert f"dropped (malformed JSON): {r['rows']['bad']['malformed JSON']}" in out
+    assert (
+        f"--max-per-prompt 2: {r['curation']['rows_capped']} rows capped in {r['curation']['prompts_capped']}" in out
+    )
+    for side in ("train", "val"):
+        s = r["split"][side]
+        assert f"{s['rows']} rows, {s['problems']} problems -> {s['path']}" in out
+    assert r["split"]["train"]["rows"] + r["split"]["val"]["rows"] == 50 - 5 * 1 - 5 * 2  # 5 prompts each of 3, 4
