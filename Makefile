@@ -31,7 +31,7 @@ LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs
 # The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
 TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
 
-.PHONY: install demo test test-extended tiny prepare train lora bench bench-data bench-sp lint clean eval round
+.PHONY: install demo test test-extended tiny prepare train lora bench bench-data bench-sp lint clean eval round rounds
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,6 +102,12 @@ round: $(BIN)/.installed $(DEMO_CKPT)/train_state.pt $(OUT)/train.parquet
 		output_dir=$(ROUND)/model max_steps=10
 	$(BIN)/sftkit eval $(ROUND)/model/global_step_final --problems $(OUT)/val.parquet --metadata-file $(METADATA) \
 		$(FAST_EVAL) --output $(ROUND)/eval_after.jsonl --report-json $(ROUND)/eval_after.json
+
+# `make rounds`: the whole loop, 2 rounds of recipes/rounds-tiny.yaml on the bundled sample (a few minutes on CPU);
+# rerun to continue after a stop. ROUNDS=qwen1.5b ACCEL=fsdp4 for recipes/rounds-qwen1.5b.yaml on 4 GPUs.
+ROUNDS ?= tiny
+rounds: $(BIN)/.installed $(if $(filter tiny,$(ROUNDS)),runs/tiny-model/config.json $(OUT)/train.parquet)
+	$(BIN)/sftkit rounds --config recipes/rounds-$(ROUNDS).yaml $(if $(ACCEL),--accelerate-config $(ACCEL)) $(ARGS)
 
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sftkit.train", "fine-tune (full or LoRA) from a recipe with overrides"),
     "export": ("sftkit.checkpoint.export", "a global_step_* checkpoint -> Hugging Face model folder"),
     "eval": ("sftkit.evaluation.command", "generate and grade solutions of a checkpoint: accuracy, pass@k, next data"),
+    "rounds": ("sftkit.rounds.command", "the bootstrapping loop, N rounds of eval/filter/prepare/train, resumable"),
 }
 
 
