@@ -1,12 +1,15 @@
 """Data at scale: rows/s and peak memory of `prepare`, `filter` and the training-set build, at 10^5 and 10^6 rows.
 
     python benchmarks/data_bench.py [--rows 100000 1000000] [--tokenizer qwen2.5|tiny] [--train-rows 200000]
-                                    [--workdir runs/data-bench] [--results benchmarks/RESULTS.md]
+                                    [--stages prepare curated filter build] [--workdir runs/data-bench]
+                                    [--results benchmarks/RESULTS.md]
 
 Rows are made from the bundled GSM8K sample (300 problems x 2 solutions), each solution varied (an opening line
 with its row number, shuffled wording of the steps), so that every row is distinct and tokenized for real.
-Each stage runs in its own process (`python -m sftkit ...` or the build in a fresh interpreter) and reports its
-wall time and peak resident memory — of itself and of its worker processes (the build tokenizes on every core).
+"prepare, curated" is `prepare` with every curation step on (normalised dedup, `--max-per-prompt 10`,
+decontamination against 40 GSM8K test problems). Each stage runs in its own process (`python -m sftkit ...` or
+the build in a fresh interpreter) and reports its wall time and peak resident memory — of itself and of its worker
+processes (the build tokenizes on every core).
 With --train-rows, a 1-step training on that many rows runs twice on the same data: cold (builds the cache) and
 warm (opens it), whole process, with the tiny model.
 """
@@ -26,6 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 OPENINGS = ["Let me work through this.", "Step by step:", "We compute carefully.", "Here is the reasoning."]
+EVAL = ROOT / "tests" / "assets" / "curation" / "gsm8k_test_40.jsonl"
+CURATION = ["--dedup", "normalized", "--max-per-prompt", "10", "--decontaminate", EVAL]
+STAGES = ["prepare", "curated", "filter", "build"]
 
 RUNNER = """
 import json, resource, sys, time
@@ -94,26 +100,26 @@ def train_once(rows_file: Path, model: Path, out: Path, cache: Path) -> dict:
     return {**json.loads(line[6:]), "wall": time.perf_counter() - start}
 
 
-def bench_size(n: int, work: Path, tokenizer: str) -> list[tuple]:
+def bench_size(n: int, work: Path, tokenizer: str, stages: list[str]) -> list[tuple]:
     work.mkdir(parents=True, exist_ok=True)
     data = work / f"rows-{n}.jsonl"
     make_rows(n, data)
     size_mb = data.stat().st_size / 1e6
     prepared, filtered = work / f"prepared-{n}", work / f"correct-{n}.parquet"
-    results = [
-        ("prepare", stage("prepare", [data, "--output-dir", prepared, "--val-split", "0.01"], n)),
-        (
-            "filter",
-            stage(
-                "filter",
-                ["--solutions-file", data, "--metadata-file", SAMPLE / "metadata.jsonl", "--save-correct", filtered],
-                n,
-            ),
-        ),  # fmt: skip
-    ]
+    results = []
+    if "prepare" in stages:
+        args = [data, "--output-dir", prepared, "--val-split", "0.01", "--overwrite"]
+        results.append(("prepare", stage("prepare", args, n)))
+    if "curated" in stages:  # every curation step on: normalised dedup, a cap, decontamination
+        args = [data, "--output-dir", f"{prepared}-curated", "--val-split", "0.01", "--overwrite", *CURATION]
+        results.append(("prepare, curated", stage("prepare", args, n)))
+    if "filter" in stages:
+        args = ["--solutions-file", data, "--metadata-file", SAMPLE / "metadata.jsonl", "--save-correct", filtered]
+        results.append(("filter", stage("filter", [*args, "--overwrite"], n)))
     cache = work / f"cache-{n}"
     shutil.rmtree(cache, ignore_errors=True)
-    results.append(("training-set build", stage("build", [data, tokenizer, cache], n)))
+    if "build" in stages:
+        results.append(("training-set build", stage("build", [data, tokenizer, cache], n)))
     print(
         f"{n} rows ({size_mb:.0f} MB JSONL): "
         + ", ".join(f"{s} {r['rows_per_second']:,.0f} rows/s" for s, r in results)
@@ -128,14 +134,18 @@ def main() -> None:
     p.add_argument("--train-rows", type=int, default=200_000, help="0 = skip the training start-up measure")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "data-bench")
     p.add_argument("--results", type=Path, default=None, help="append the table to this markdown file")
+    p.add_argument("--stages", nargs="+", choices=STAGES, default=STAGES, help="stages to run (default: all)")
     args = p.parse_args()
-    rows = [r for n in args.rows for r in bench_size(n, args.workdir, args.tokenizer)]
+    rows = [r for n in args.rows for r in bench_size(n, args.workdir, args.tokenizer, args.stages)]
     lines = [
         f"## data_bench {time.strftime('%Y-%m-%d %H:%M')} — {platform.processor() or platform.machine()}, "
         f"{len(os.sched_getaffinity(0))} cores",
         "",
         f"Rows from the bundled GSM8K sample, each solution varied; tokenizer {args.tokenizer}; max_length 2048. "
-        f"Command: `python benchmarks/data_bench.py --rows {' '.join(map(str, args.rows))}`",
+        f"Command: `python benchmarks/data_bench.py --rows {' '.join(map(str, args.rows))} --stages "
+        f"{' '.join(args.stages)} --train-rows {args.train_rows}`. Curated: `{' '.join(map(str, CURATION))}`".replace(
+            str(ROOT) + "/", ""
+        ),
         "",
         "| rows | JSONL | stage | seconds | rows/s | peak RSS (process) | peak RSS (one worker) |",
         "|---|---|---|---|---|---|---|",
