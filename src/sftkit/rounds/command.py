@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(recipe.load(args.config, args.overrides))
     if args.accelerate_config:
         launch.train_command(args.accelerate_config)  # a missing config is an error now
+    plan.files, plan.base_model  # noqa: B018 (missing input files and recipe are errors now)
     plan.out.mkdir(parents=True, exist_ok=True)
     lock = _lock(plan)
     try:

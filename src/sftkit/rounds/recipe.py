@@ -138,6 +138,8 @@ def _override(data: dict, item: str) -> None:
     if not sep or not key:
         raise SftkitError(f"override {item!r}: write key=value, e.g. rounds=3 or generate.samples=8")
     *parents, last = key.replace("-", "_").split(".")
+    if parents[:2] == ["train", "overrides"] and len(parents) > 2:  # a training key in verl's spelling: data.x
+        parents, last = parents[:2], ".".join([*parents[2:], last])
     node = data
     for name in parents:
         node = node.setdefault(name, {})

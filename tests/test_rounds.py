@@ -1,0 +1,310 @@
+"""`sftkit rounds` (src/sftkit/rounds/): the recipe and its checks, stage publication, the report, and (extended)
+whole runs on tiny assets: 2 rounds end to end, a rerun that does nothing, a changed recipe refused, a SIGTERM in
+round 2's training then a rerun that continues exactly, `init: base` vs `previous`.
+
+The extended runs use a tiny model first taught to answer every problem with "The answer is 1." (a few seconds of
+training), so that rounds keep real correct solutions: problems whose gold answer is 1 are solved, the others not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from _files import write_jsonl
+from _train_utils import ROOT, assert_same_state, model_pt, sftkit_process, train
+from sftkit.rounds import recipe as rounds_recipe
+from sftkit.rounds import report, stages
+
+SHIPPED = sorted((ROOT / "recipes").glob("rounds-*.yaml"))
+
+
+def minimal(tmp_path: Path, **extra) -> Path:
+    data = {"output_dir": str(tmp_path / "out"), "model": "m", "problems": "p.jsonl", "metadata_file": "m.jsonl",
+            "eval_problems": "e.jsonl", "train": {"recipe": "recipes/tiny.yaml"}, **extra}  # fmt: skip
+    path = tmp_path / "rounds.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# ---- the recipe --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_rounds_recipe_parses_and_names_hardware_and_launch(path):
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# Config for ")
+    assert f"sftkit rounds --config recipes/{path.name}" in next(x for x in lines if x.startswith("# Launch:"))
+    r = rounds_recipe.load(str(path), [])
+    assert (ROOT / "recipes" / Path(r.train_recipe).name).is_file()
+    for section in ("generate", "evaluate", "filter", "prepare"):  # every option is one its command parses
+        argv, parsed = rounds_recipe.command_options(section, getattr(r, section))
+        assert set(getattr(r, section)) <= set(parsed)
+
+
+def test_overrides_reach_sections(tmp_path):
+    r = rounds_recipe.load(str(minimal(tmp_path)), ["rounds=4", "generate.samples=8", "train.overrides.max_steps=9"])
+    assert (r.rounds, r.generate, r.train_overrides) == (4, {"samples": 8}, {"max_steps": 9})
+    argv, parsed = rounds_recipe.command_options("generate", r.generate)
+    assert argv == ["--samples", "8"] and parsed["samples"] == 8 and parsed["max_new_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rouns=2", "unknown rounds recipe key 'rouns'. Did you mean: rounds"),
+        ("init=latest", "init: 'latest' is not one of base, previous"),
+        ("rounds=0", "rounds: 0"),
+        ("generate.temprature=1", "generate.temprature: no such option of sftkit eval. Did you mean: temperature"),
+        ("generate.samples=two", "generate: .*invalid int value: 'two'"),
+        ("prepare.output_dir=x", "prepare.output_dir: `sftkit rounds` sets this itself"),
+        ("prepare.dedup=fuzzy", "prepare: .*invalid choice: 'fuzzy'"),
+        ("filter.require_marker=1", "filter.require_marker: give true or false"),
+        ("train.overrides.output_dir=x", "train.overrides.output_dir: `sftkit rounds` sets output_dir itself"),
+        ("train.overrides.data.train_files=[x]", "sets train_files itself"),
+        ("train.overrides.max_stepz=1", "unknown config key 'max_stepz'"),
+    ],
+)
+def test_recipe_mistakes_are_errors_before_any_work(tmp_path, sftkit, override, message):
+    result = sftkit("rounds", "--config", minimal(tmp_path), override)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_file_is_an_error(tmp_path, sftkit):
+    result = sftkit("rounds", "--config", minimal(tmp_path))
+    assert result.returncode == 2 and "problems: p.jsonl is not a file" in result.stderr
+
+
+# ---- stages and report -------------------------------------------------------------------------------------------
+def test_stage_is_published_by_rename_with_its_record(tmp_path):
+    stage = stages.Stage(1, "grade", tmp_path)
+    assert stages.start(stage, {"a": 1}, keep_partial=False) == 0.0
+    (stage.partial / "out.txt").write_text("x")
+    assert stages.finished(stage) is None  # at work: not finished
+    record = stages.publish(stage, {"a": 1}, {"round 1 generate": "id1"}, 2.5, {"correct": 3})
+    assert not stage.partial.exists() and (stage.folder / "out.txt").read_text() == "x"
+    assert stages.finished(stage) == record and record["result"] == {"correct": 3} and record["seconds"] == 2.5
+    assert not (stage.folder / stages.PENDING).exists()
+
+
+def test_unfinished_training_keeps_its_folder_and_time(tmp_path):
+    stage = stages.Stage(2, "train", tmp_path)
+    stages.start(stage, {"a": 1}, keep_partial=True)
+    (stage.partial / "global_step_2").mkdir()
+    stages.add_time(stage, 4.0)  # pre-empted after 4 s
+    assert stages.start(stage, {"a": 1}, keep_partial=True) == 4.0
+    assert (stage.partial / "global_step_2").is_dir()
+    assert stages.start(stages.Stage(2, "grade", tmp_path), {}, keep_partial=False) == 0.0
+
+
+def test_differences_leave_out_earlier_stages_fingerprints():
+    old = {"generate.samples": 2, "input.train": "round_1/train aaa", "model": "m"}
+    new = {"generate.samples": 4, "input.train": "round_1/train bbb", "model": "m", "on_empty": "stop"}
+    assert stages.differences(old, new) == ["generate.samples: 2 -> 4", "on_empty: (not set) -> stop"]
+
+
+def _record(result: dict, seconds: float = 1.0) -> dict:
+    return {"result": result, "seconds": seconds}
+
+
+def test_report_lines_and_plot(tmp_path):
+    records = {
+        (0, "eval"): _record({"pass_at_1": 0.25, "pass_at_k": 0.5, "k": 2, "problems": 4}),
+        (1, "generate"): _record({"problems": 8, "solutions": 16}),
+        (1, "grade"): _record({"correct": 6, "coverage": 0.375}),
+        (1, "data"): _record({"rounds": [1], "kept": 3, "train_rows": 2, "val_rows": 1}),
+        (1, "train"): _record(
+            {"examples": 2, "trained_tokens": 40, "steps": 4, "train_loss": 1.5, "val_loss": 2.0, "init_model": "m"},
+            7.0,
+        ),  # fmt: skip
+        (1, "eval"): _record({"pass_at_1": 0.5, "pass_at_k": 0.75, "k": 2, "problems": 4}),
+        (2, "generate"): _record({"problems": 8, "solutions": 16}),
+        (2, "grade"): _record({"correct": 0, "coverage": 0.0}),
+    }
+    lines = report.write(tmp_path, records, stopped=(2, "no correct solution"))
+    assert [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()] == lines
+    assert [line["round"] for line in lines] == [0, 1, 2]
+    assert lines[0] == {"round": 0, "pass_at_1": 0.25, "pass_at_k": 0.5, "k": 2, "eval_problems": 4,
+                        "seconds": {"eval": 1.0}}  # fmt: skip
+    one = lines[1]
+    assert (one["coverage"], one["correct"], one["kept"], one["trained_rows"], one["trained_tokens"]) == (
+        0.375, 6, 3, 2, 40)  # fmt: skip
+    assert (one["train_loss"], one["val_loss"], one["seconds"]["train"]) == (1.5, 2.0, 7.0)
+    assert lines[2]["stopped"] == "no correct solution" and "pass_at_1" not in lines[2]
+    assert (tmp_path / "rounds.png").stat().st_size > 1000
+
+
+# ---- whole runs (extended) ---------------------------------------------------------------------------------------
+GOLD = {f"p{i}": "1" if i < 6 else "2" for i in range(8)}  # the answering model solves p0..p5, never p6, p7
+EVAL_GOLD = {"e0": "1", "e1": "1", "e2": "2", "e3": "2"}
+
+
+def _prompt(i) -> str:
+    return f"Tom has {i} apples and gets one more. How many?"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict:
+    """An answering model ("The answer is 1." to any problem), training and held-out problems with gold answers."""
+    from sftkit import tiny
+    from sftkit.data import prepare
+
+    base = tmp_path_factory.mktemp("rounds-assets")
+    rows = [{"id": i, "prompt": _prompt(100 + i), "generated_solution": "The answer is 1."} for i in range(64)]
+    write_jsonl(base / "teach.jsonl", rows)
+    assert prepare.main([str(base / "teach.jsonl"), "--output-dir", str(base / "teach"), "--val-split", "0.1"]) == 0
+    model = tiny.write_tiny_model(base / "tiny")
+    teach = {"model": model, "train": base / "teach/train.parquet", "val": base / "teach/val.parquet"}
+    train(teach, base / "answering", max_steps=30, learning_rate=3e-3, save_steps=100, eval_steps=100, max_length=64)
+    write_jsonl(base / "problems.jsonl", [{"id": k, "prompt": _prompt(i)} for i, k in enumerate(GOLD)])
+    write_jsonl(base / "metadata.jsonl", [{"id": k, "answer": v} for k, v in {**GOLD, **EVAL_GOLD}.items()])
+    write_jsonl(base / "eval.jsonl", [{"id": k, "prompt": _prompt(50 + i)} for i, k in enumerate(EVAL_GOLD)])
+    return {"model": base / "answering/global_step_final/huggingface", "dir": base}
+
+
+def rounds_recipe_file(assets: dict, out: Path, **extra) -> Path:
+    data = {
+        "output_dir": str(out), "rounds": 2, "model": str(assets["model"]),
+        "problems": str(assets["dir"] / "problems.jsonl"), "metadata_file": str(assets["dir"] / "metadata.jsonl"),
+        "eval_problems": str(assets["dir"] / "eval.jsonl"), "init": "previous", "train_on": "all",
+        "generate": {"samples": 2, "temperature": 0.7, "max_new_tokens": 16},
+        "evaluate": {"samples": 2, "temperature": 0.7, "max_new_tokens": 16},
+        "prepare": {"val_split": 0.25, "dedup": "normalized"},
+        "train": {"recipe": str(ROOT / "recipes/tiny.yaml"), "overrides": {
+            "max_length": 64, "per_device_train_batch_size": 4, "train_batch_size": 4, "max_steps": 12,
+            "save_steps": 4, "eval_steps": 4, "save_initial": True, "max_ckpt_to_keep": 0, "learning_rate": 1e-3,
+            "dataloader_num_workers": 0}},
+        **extra,
+    }  # fmt: skip
+    path = out.with_name(out.name + ".yaml")
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_rounds(config: Path, *overrides, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = sftkit_process("rounds", "--config", config, *overrides)
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def finished(assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rounds-run") / "out"
+    run_rounds(rounds_recipe_file(assets, out))
+    return out
+
+
+def lines_of(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+
+
+def snapshot(out: Path) -> dict:
+    return {str(p): p.stat().st_mtime_ns for p in out.rglob("*")}
+
+
+@pytest.mark.extended
+def test_two_rounds_end_to_end_layout_and_report(finished):
+    for r in (1, 2):
+        for name in ("generate", "grade", "data", "train", "eval"):
+            record = json.loads((finished / f"round_{r}" / name / "stage.json").read_text())
+            assert (record["round"], record["stage"]) == (r, name)
+        assert not list((finished / f"round_{r}").glob("*.partial"))
+        assert (finished / f"round_{r}/train/global_step_final/huggingface/config.json").is_file()
+        assert (finished / f"round_{r}/data/train.parquet").is_file()
+    assert (finished / "round_0/eval/report.json").is_file() and (finished / "rounds.png").is_file()
+    lines = lines_of(finished)
+    assert [line["round"] for line in lines] == [0, 1, 2]
+    for r, line in enumerate(lines[1:], start=1):
+        rows = [json.loads(x) for x in (finished / f"round_{r}/generate/solutions.jsonl").read_text().splitlines()]
+        solved = {row["id"] for row in rows if row["correct"]}
+        assert solved and solved <= {k for k, v in GOLD.items() if v == "1"}  # what the answering model can solve
+        assert line["coverage"] == len(solved) / len(GOLD) and line["correct"] == sum(r["correct"] for r in rows)
+        assert line["kept"] == line["train_rows"] + line["val_rows"] <= line["correct"]  # normalized dedup
+        assert line["trained_rows"] == line["train_rows"] and line["trained_tokens"] > line["trained_rows"]
+        metrics = [json.loads(x) for x in (finished / f"round_{r}/train/metrics.jsonl").read_text().splitlines()]
+        assert line["train_loss"] == [m["loss"] for m in metrics if "loss" in m][-1]
+        assert line["val_loss"] == [m["val_loss"] for m in metrics if "val_loss" in m][-1]
+        held_out = json.loads((finished / f"round_{r}/eval/report.json").read_text())
+        assert (line["pass_at_1"], line["pass_at_k"]) == (held_out["accuracy"], held_out["pass_at_k"]["2"]["value"])
+        assert set(line["seconds"]) == {"generate", "grade", "data", "train", "eval"}
+    assert lines[1]["data_rounds"] == [1] and lines[2]["data_rounds"] == [1, 2]  # train_on: all
+
+
+@pytest.mark.extended
+def test_rerun_of_a_finished_run_does_nothing(finished, assets):
+    before = snapshot(finished)
+    proc = run_rounds(rounds_recipe_file(assets, finished))
+    assert "nothing to do" in proc.stdout and snapshot(finished) == before
+
+
+@pytest.mark.extended
+def test_changed_recipe_is_refused_with_the_differences(finished, assets):
+    before = snapshot(finished)
+    proc = run_rounds(rounds_recipe_file(assets, finished), "generate.samples=3", "prepare.dedup=none", expect=2)
+    assert "round 1 generate: generate.samples: 2 -> 3" in proc.stderr
+    assert "round 2 data: prepare.dedup: normalized -> none" in proc.stderr
+    assert snapshot(finished) == before
+
+
+@pytest.mark.extended
+def test_init_previous_starts_each_round_from_the_previous_rounds_weights(finished, assets):
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(assets["model"]).state_dict()
+    first = model_pt(finished / "round_1/train/global_step_0")
+    assert_same_state(first, {k: base[k] for k in first}, atol=0)
+    assert_same_state(model_pt(finished / "round_2/train/global_step_0"),
+                      model_pt(finished / "round_1/train/global_step_final"), atol=0)  # fmt: skip
+
+
+@pytest.mark.extended
+def test_init_base_starts_every_round_from_the_base_model(finished, assets, tmp_path):
+    out = tmp_path / "out"
+    for folder in ("round_0", "round_1"):  # round 1 is the same under both: kept, not redone
+        shutil.copytree(finished / folder, out / folder)
+    run_rounds(rounds_recipe_file(assets, out, init="base"))
+    assert (out / "round_1/train/stage.json").read_text() == (finished / "round_1/train/stage.json").read_text()
+    second = model_pt(out / "round_2/train/global_step_0")
+    assert_same_state(second, model_pt(finished / "round_1/train/global_step_0"), atol=0)
+    final = model_pt(finished / "round_1/train/global_step_final")
+    assert any(not torch.equal(second[k], final[k]) for k in second)
+
+
+@pytest.mark.extended
+def test_sigterm_in_round_2_training_then_rerun_continues_exactly(finished, assets, tmp_path):
+    out = tmp_path / "out"
+    config = rounds_recipe_file(assets, out)
+    metrics = out / "round_2/train.partial/metrics.jsonl"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sftkit", "rounds", "--config", str(config)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any('"loss"' in x for x in metrics.read_text().splitlines()[:-1]):
+            proc.send_signal(signal.SIGTERM)  # to the rounds process only, as `kill PID` does
+            break
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 75, stdout[-3000:] + stderr[-3000:]
+    assert not (out / "round_2/train").exists() and list((out / "round_2/train.partial").glob("global_step_*"))
+    run_rounds(config)
+    a, b = finished / "round_2/train", out / "round_2/train"
+    assert_same_state(model_pt(a / "global_step_final"), model_pt(b / "global_step_final"), atol=0)
+    assert (a / "metrics.jsonl").read_text().count('"loss"') == (b / "metrics.jsonl").read_text().count('"loss"')
+    losses = [[json.loads(x).get("loss") for x in (f / "metrics.jsonl").read_text().splitlines()] for f in (a, b)]
+    assert losses[0] == losses[1]
+    strip = [{k: v for k, v in line.items() if k not in ("seconds", "init_model")} for line in lines_of(out)]
+    assert strip == [
+        {k: v for k, v in line.items() if k not in ("seconds", "init_model")} for line in lines_of(finished)
+    ]
