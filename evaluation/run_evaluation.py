@@ -5,7 +5,8 @@ r"""The seed's `evaluation/run_evaluation.py`, now a thin wrapper over `sftkit f
         --metadata-file data/metadata.jsonl --save-correct data/sft/correct_solutions.parquet
 
 Grades every solution against the metadata answers with math-verify, prints accuracy and writes the correct
-solutions to Parquet. See `sftkit filter --help` for every option.
+solutions to Parquet. See `sftkit filter --help` for every option. An existing output is replaced only with
+`--overwrite` (the seed replaced it silently); an input file, never.
 """
 
 import sys

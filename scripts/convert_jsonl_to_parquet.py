@@ -2,7 +2,8 @@
 """Seed shim: `python scripts/convert_jsonl_to_parquet.py outputs/*.jsonl --output-dir data/sft` -> `sftkit prepare`.
 
 Same arguments as the seed (`--prompt-key`, `--response-key` too), plus sftkit's (`--split-by`, `--seed`, `--strict`).
-Note: the split is now by problem (prompt) by default; `--split-by row` gives the seed's plain row split.
+Note: the split is now by problem (prompt) by default; `--split-by row` gives the seed's plain row split. An earlier
+split in --output-dir is replaced only with `--overwrite` (the seed replaced it silently); an input there, never.
 """
 
 import sys

@@ -2,7 +2,8 @@
 """Seed shim: `python sft/prepare_data.py outputs/*.jsonl --output-dir data/sft --val-split 0.1` -> `sftkit prepare`.
 
 Same arguments as the seed (`--prompt-key`, `--response-key` too), plus sftkit's (`--split-by`, `--seed`, `--strict`).
-Note: the split is now by problem (prompt) by default; `--split-by row` gives the seed's plain row split.
+Note: the split is now by problem (prompt) by default; `--split-by row` gives the seed's plain row split. An earlier
+split in --output-dir is replaced only with `--overwrite` (the seed replaced it silently); an input there, never.
 """
 
 import sys
