@@ -279,16 +279,17 @@ def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
     curated = curate(rows, args.dedup, args.max_per_prompt, [s["weight"] for s in sources], args.seed)
     kept = np.flatnonzero(curated.counts > 0)
     if not len(kept):
-        raise SftkitError("curation dropped every row (see --decontaminate / --mix): nothing to write")
+        dropped = ", ".join(f"{int(mask.sum())} {step}" for step, mask in curated.steps.items())
+        raise SftkitError(f"curation dropped every one of the {len(rows)} usable rows ({dropped}): nothing to write")
     val = np.zeros(len(rows), dtype=bool)
     val[kept] = choose_val(rows.prompt[kept], args.val_split, args.seed, args.split_by)
     schema, convert, notes = plan_columns(kinds, len(rows))
     notes = [f"warning: {line}" for line in useless] + [f"note: {line}" for line in notes]
     _second_pass(files, keys, outs, schema, convert, curated.counts, val)
-    args.decontamination = decon.report() if decon else None
-    args.source_report = sources_report(sources, rows, curated)
+    inputs = {"files": [f for f, _ in files], "keys": keys, "columns": schema.names, "notes": notes}
+    inputs |= {"sources": sources_report(sources, rows, curated), "decontamination": decon and decon.report()}
     paths = {side: outs[f"{side}.parquet"] for side in ("train", "val")}
-    numbers = build(args, report, [f for f, _ in files], keys, schema.names, notes, rows, curated, val, paths)
+    numbers = build(args, report, inputs, rows, curated, val, paths)
     outs["prepare_report.json"].write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
     print(format_report(numbers))
     return 0

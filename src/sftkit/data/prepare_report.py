@@ -28,32 +28,33 @@ def sources_report(sources: list[dict], rows: Rows, curated: Curated) -> list[di
     return out
 
 
-def build(args, report: RowReport, files, keys, columns, notes, rows: Rows, curated: Curated, val, paths) -> dict:
-    """Every number `prepare` prints (see `format_report`)."""
+def build(args, report: RowReport, inputs: dict, rows: Rows, curated: Curated, val, paths) -> dict:
+    """Every number `prepare` prints (see `format_report`). `inputs`: files, keys, columns, notes, sources (see
+    `sources_report`) and decontamination (`Decontaminator.report()` or None)."""
     counts = curated.counts
     train, val_rows = np.where(val, 0, counts), np.where(val, counts, 0)
     both = np.intersect1d(np.unique(rows.prompt[train > 0]), np.unique(rows.prompt[val_rows > 0]))
     capped = curated.steps["capped"]
     return {
-        "inputs": [str(f) for f in files],
+        "inputs": [str(f) for f in inputs["files"]],
         "rows": {
             "read": report.rows_read, "usable": report.rows_ok, "dropped": report.rows_read - report.rows_ok,
             "bad": {k: n for k, n in sorted(report.bad.items()) if k not in FILE_PROBLEMS},
             "input_problems": {k: n for k, n in sorted(report.bad.items()) if k in FILE_PROBLEMS},
             "first_problems": [str(x) for x in report.examples],
         },
-        "keys": {"prompt": keys[0], "response": keys[1]},
-        "columns": list(columns),
-        "notes": notes,
+        "keys": {"prompt": inputs["keys"][0], "response": inputs["keys"][1]},
+        "columns": list(inputs["columns"]),
+        "notes": inputs["notes"],
         "duplicates_held": curated.duplicates_held,
         "curation": {
             "dedup": args.dedup, "duplicates_dropped": int(curated.steps["duplicates"].sum()),
             "max_per_prompt": args.max_per_prompt, "rows_capped": int(capped.sum()),
             "prompts_capped": len(np.unique(rows.prompt[capped])),
             "rows_decontaminated": int(curated.steps["decontaminated"].sum()),
-            "decontamination": args.decontamination,
+            "decontamination": inputs["decontamination"],
         },
-        "sources": args.source_report,
+        "sources": inputs["sources"],
         "split": {
             "by": args.split_by, "val_split": args.val_split, "seed": args.seed,
             "problems": len(np.unique(rows.prompt[counts > 0])), "problems_on_both_sides": len(both),
