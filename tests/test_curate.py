@@ -213,3 +213,11 @@ def test_report_json_holds_the_numbers_the_console_prints(tmp_path: Path, capsys
         s = r["split"][side]
         assert f"{s['rows']} rows, {s['problems']} problems -> {s['path']}" in out
     assert r["split"]["train"]["rows"] + r["split"]["val"]["rows"] == 50 - 5 * 1 - 5 * 2  # 5 prompts each of 3, 4
+
+
+def test_a_prepared_folder_as_a_source_is_read_without_its_report(tmp_path: Path, capsys):
+    run(capsys, SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "round1")
+    out, report = run(capsys, "--mix", f"{tmp_path / 'round1'}:0.5", "--output-dir", tmp_path / "o")
+    assert report["inputs"] == [str(tmp_path / "round1" / f) for f in ("train.parquet", "val.parquet")]
+    assert report["rows"] == {**report["rows"], "read": 300, "usable": 300, "dropped": 0}
+    assert len(rows(tmp_path / "o")) == 150

@@ -28,7 +28,8 @@ from sftkit.errors import SftkitError, closest, user_errors
 from sftkit.outputs import check_output_dir
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-OUTPUTS = ("train.parquet", "val.parquet", "prepare_report.json")
+REPORT = "prepare_report.json"
+OUTPUTS = ("train.parquet", "val.parquet", REPORT)
 
 
 def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
@@ -134,6 +135,8 @@ def _sources(args, report: RowReport) -> tuple[list[dict], list[tuple[Path, int]
     for index, source in enumerate(sources):
         source["files"] = []
         for path in expand_inputs(source["patterns"], report, SUFFIXES):
+            if path.name == REPORT and str(path) not in source["patterns"]:
+                continue  # an earlier prepare's report, found through its folder or a glob: not data
             first = owner.setdefault(path.resolve(), index)
             if first != index:
                 raise SftkitError(f"{path} is in two sources ({sources[first]['name']} and {source['name']})")
