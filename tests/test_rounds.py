@@ -166,7 +166,17 @@ def assets(tmp_path_factory) -> dict:
     assert prepare.main([str(base / "teach.jsonl"), "--output-dir", str(base / "teach"), "--val-split", "0.1"]) == 0
     model = tiny.write_tiny_model(base / "tiny")
     teach = {"model": model, "train": base / "teach/train.parquet", "val": base / "teach/val.parquet"}
-    train(teach, base / "answering", max_steps=30, learning_rate=3e-3, save_steps=100, eval_steps=100, max_length=64)
+    train(
+        teach,
+        base / "answering",
+        max_steps=40,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        save_steps=100,
+        eval_steps=100,
+        max_length=128,
+    )
     write_jsonl(base / "problems.jsonl", [{"id": k, "prompt": _prompt(i)} for i, k in enumerate(GOLD)])
     write_jsonl(base / "metadata.jsonl", [{"id": k, "answer": v} for k, v in {**GOLD, **EVAL_GOLD}.items()])
     write_jsonl(base / "eval.jsonl", [{"id": k, "prompt": _prompt(50 + i)} for i, k in enumerate(EVAL_GOLD)])
@@ -182,7 +192,7 @@ def rounds_recipe_file(assets: dict, out: Path, **extra) -> Path:
         "evaluate": {"samples": 2, "temperature": 0.7, "max_new_tokens": 16},
         "prepare": {"val_split": 0.25, "dedup": "normalized"},
         "train": {"recipe": str(ROOT / "recipes/tiny.yaml"), "overrides": {
-            "max_length": 64, "per_device_train_batch_size": 4, "train_batch_size": 4, "max_steps": 12,
+            "max_length": 128, "per_device_train_batch_size": 4, "train_batch_size": 4, "max_steps": 12,
             "save_steps": 4, "eval_steps": 4, "save_initial": True, "max_ckpt_to_keep": 0, "learning_rate": 1e-3,
             "dataloader_num_workers": 0}},
         **extra,
@@ -210,7 +220,7 @@ def lines_of(out: Path) -> list[dict]:
 
 
 def snapshot(out: Path) -> dict:
-    return {str(p): p.stat().st_mtime_ns for p in out.rglob("*")}
+    return {str(p): p.stat().st_mtime_ns for p in out.rglob("*") if p.name != ".sftkit.lock"}  # the lock says who
 
 
 @pytest.mark.extended
@@ -297,8 +307,10 @@ def test_sigterm_in_round_2_training_then_rerun_continues_exactly(finished, asse
         time.sleep(0.02)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 75, stdout[-3000:] + stderr[-3000:]
-    assert not (out / "round_2/train").exists() and list((out / "round_2/train.partial").glob("global_step_*"))
-    run_rounds(config)
+    assert not (out / "round_2/train").exists()
+    stopped_at = max(int(p.name.split("_")[-1]) for p in (out / "round_2/train.partial").glob("global_step_[0-9]*"))
+    assert 0 < stopped_at < 12  # saved where it stopped, mid-training
+    assert f"resuming from {out / 'round_2/train.partial'}/global_step_{stopped_at}" in run_rounds(config).stdout
     a, b = finished / "round_2/train", out / "round_2/train"
     assert_same_state(model_pt(a / "global_step_final"), model_pt(b / "global_step_final"), atol=0)
     assert (a / "metrics.jsonl").read_text().count('"loss"') == (b / "metrics.jsonl").read_text().count('"loss"')
