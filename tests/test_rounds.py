@@ -320,3 +320,24 @@ def test_sigterm_in_round_2_training_then_rerun_continues_exactly(finished, asse
     assert strip == [
         {k: v for k, v in line.items() if k not in ("seconds", "init_model")} for line in lines_of(finished)
     ]
+
+
+@pytest.mark.parametrize(
+    "on_empty, message",
+    [("stop", "on_empty: stop ends the run here"), ("previous_data", "nothing to train on")],
+)
+def test_round_without_correct_solution_is_reported_and_stops(tmp_path, sftkit, tiny_model_dir, sample_parquet,
+                                                              on_empty, message):  # fmt: skip
+    """The random tiny model solves nothing: the round is reported with `stopped`, nothing is trained, and a rerun
+    stops the same way (a policy, not a failure: exit code 0)."""
+    config = minimal(tmp_path, model=str(tiny_model_dir), problems=str(sample_parquet.val), eval_base=False,
+                     metadata_file=str(ROOT / "data/sample/metadata.jsonl"), eval_problems=str(sample_parquet.val),
+                     generate={"limit": 2, "max_new_tokens": 4}, on_empty=on_empty)  # fmt: skip
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = sftkit("rounds", "--config", config)
+        assert result.returncode == 0 and message in result.stdout, result.stdout + result.stderr
+        (line,) = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+        assert (line["round"], line["correct"], line["generated"], line["coverage"]) == (1, 0, 2, 0.0)
+        assert message in line["stopped"]
+        assert sorted(p.name for p in (out / "round_1").iterdir()) == ["generate", "grade"]

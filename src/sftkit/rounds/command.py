@@ -11,6 +11,7 @@ pre-emption (SIGTERM/SIGUSR1, or the training's exit code 75) exits with 75: rer
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 
 from sftkit.errors import SftkitError, user_errors
@@ -93,6 +94,9 @@ def run_stage(plan: Plan, stage: Stage, accelerate: str | None) -> None:
                 result = getattr(steps, "evaluate" if stage.name == "eval" else stage.name)(plan, stage)
     except launch.Preempted:
         stages.add_time(stage, time.perf_counter() - begin)
+        raise
+    except steps.Stop:
+        shutil.rmtree(stage.partial, ignore_errors=True)  # nothing was made: the stage has not begun
         raise
     inputs = {f"round {r} {n}": plan.record(r, n)["id"] for r, n in plan.upstream(stage)}
     seconds = before + time.perf_counter() - begin

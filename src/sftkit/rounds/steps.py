@@ -77,12 +77,17 @@ def generate(plan: Plan, stage: Stage) -> dict:
         "problems": report["problems_read"]["problems"],
         "solutions": report["solutions"],
         "accuracy": report["accuracy"],
+        "blank": report["empty_solutions"],
     }
 
 
 def grade(plan: Plan, stage: Stage) -> dict:
     import pyarrow.parquet as pq
 
+    generated = plan.record(stage.round, "generate")["result"]
+    if generated.get("blank") == generated["solutions"]:  # `sftkit filter` would find no usable row: none is correct
+        print(f"{stage.label}: every generated solution is blank: none is correct", flush=True)
+        return {"correct": 0, "solved": 0, "coverage": 0.0}
     solutions = plan.folder(stage.round, "generate") / "solutions.jsonl"
     correct = stage.partial / "correct.parquet"
     argv = [
@@ -100,7 +105,7 @@ def grade(plan: Plan, stage: Stage) -> dict:
     report = json.loads((stage.partial / "report.json").read_text())
     id_key = plan.options["filter"][1]["id_key"]
     solved = len(set(pq.read_table(correct, columns=[id_key]).column(id_key).to_pylist())) if report["correct"] else 0
-    problems = plan.record(stage.round, "generate")["result"]["problems"]
+    problems = generated["problems"]
     return {"correct": report["correct"], "solved": solved, "coverage": solved / problems if problems else 0.0}
 
 
