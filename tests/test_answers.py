@@ -163,3 +163,12 @@ def test_worker_processes_agree_with_one_process(monkeypatch):
     pairs = [(gold, extract_answer(text)) for text, gold, _ in CASES] * 3
     monkeypatch.setattr(pool, "MIN_PARALLEL", 0)
     assert pool.grade_pairs(pairs, 5.0, workers=2, progress=False) == [judge(g, a) for g, a in pairs]
+
+
+def test_worker_processes_receive_the_question(monkeypatch):
+    """(gold, answer, question) triples: the question reaches the judge on the workers (a list's order)."""
+    asks, any_order = "Enter them in increasing order.", "Enter them in any order."
+    triples = [("-2, 1, 3", "3, 1, -2", asks), ("-2, 1, 3", "3, 1, -2", any_order), ("-2, 1, 3", "3, 1, -2", None)]
+    monkeypatch.setattr(pool, "MIN_PARALLEL", 0)
+    assert pool.grade_pairs(triples * 8, 5.0, workers=2, progress=False) == [WRONG, CORRECT, CORRECT] * 8
+    assert pool.judge_in_time(*triples[0][:2], 5.0, asks) == WRONG

@@ -219,6 +219,23 @@ def test_accuracy_equals_filter_with_right_and_wrong_solutions(tiny_model_dir, p
     _same_numbers(ours, theirs)
 
 
+def test_the_prompt_decides_whether_a_lists_order_matters_as_in_filter(tiny_model_dir, tmp_path, monkeypatch):
+    """The problem's prompt reaches the judge (`grade_texts(questions=...)`), as `sftkit filter` reads the written
+    rows' prompts: the same list in another order is wrong where the prompt asks for an order, right elsewhere."""
+    problems = tmp_path / "problems.jsonl"
+    asks, any_order = "Find the roots. Enter them in increasing order.", "Find all the roots, separated by commas."
+    rows = [{"id": i, "prompt": p, "answer": "-2, 1, 3"} for i, p in enumerate([asks, any_order])]
+    problems.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    reply = type("Backend", (StubBackend,), {"solution": lambda *a: Generated("So $\\boxed{3, 1, -2}$.", 9)})
+    monkeypatch.setattr(backends, "open_backend", lambda *args: reply([None, None]))
+    out = tmp_path / "out.jsonl"
+    assert command.main([str(tiny_model_dir), "--problems", str(problems), "--output", str(out)]) == 0
+    assert [json.loads(line)["correct"] for line in out.read_text().splitlines()] == [False, True]
+    argv = ["--solutions-file", out, "--metadata-file", problems, "--save-correct", tmp_path / "c.parquet"]
+    assert filter_cmd.main([str(a) for a in [*argv, "--report-json", tmp_path / "f.json"]]) == 0
+    assert json.loads((tmp_path / "f.json").read_text())["correct"] == 1
+
+
 def test_user_mistakes_exit_2_without_traceback(tiny_model_dir, problems_file, tmp_path, capsys):
     incomplete = tmp_path / "run" / "global_step_5"
     incomplete.mkdir(parents=True)

@@ -205,6 +205,22 @@ RULES = {
         ("When multiplying by the identity: $\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}\\begin{pmatrix}2&0\\\\0&2\\end"
          "{pmatrix}$", "\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}", False),
     ],
+    "a number in words right after the verb of a concluding statement": [
+        (W + "Thus there are three such primes, namely $11$, $13$ and $17$.", "3", True),
+        (W + "Thus there are three such primes, namely $11$, $13$ and $17$.", "11, 13, 17", False),
+        (W + "Hence the number of solutions is exactly Twelve.", "12", True),
+        (W + "Three of them are odd, so the answer is 5.", "5", True),  # the number in words is not the answer
+        (W + "Three of them are odd, so the total is $5$.", "5", True),
+        (W + "Thus $x = 5$ in all three cases.", "5", True),  # not after the verb: the value stays the answer
+        (W + "So the total is $12$.\n\nWe have checked all three cases.", "12", True),  # not a conclusion
+        (W + "So the total is $12$.\n\nWe have checked all three cases.", "3", False),
+        (W + "So the product is two times $6$.", "2", False),  # "two times": not a value
+        (W + "So there are two cases: $x = 4$ and $x = 9$.", "2", False),  # a count that introduces a list
+    ],
+    "'namely' lists what was named before it": [
+        (W + "So the total is the sum of the roots, namely $5$.", "5", True),  # nothing before it: its value
+        (W + "So the primes are $11$ and $13$, namely the ones below $15$.", "11, 13", True),
+    ],
 }  # fmt: skip
 
 

@@ -175,6 +175,26 @@ def test_prose_answers_are_graded_and_counted(tmp_path: Path, capsys):
     assert "(--require-marker: only markers count)" in out
 
 
+def test_the_prompt_decides_whether_a_lists_order_matters(tmp_path: Path, capsys):
+    """The row's prompt reaches the judge: where it asks for an order, a list in another order is wrong; where it
+    does not (or there is no prompt), any order is right. A chat prompt's user turn counts as its text."""
+    golds = [{"id": i, "answer": "-2, 1, 3"} for i in range(4)]
+    meta = write_jsonl(tmp_path / "m.jsonl", golds)
+    asks, any_order = "Find the roots. Enter them in increasing order.", "Find all the roots, separated by commas."
+    chat = [{"role": "system", "content": "Answer in any order."}, {"role": "user", "content": asks}]
+    rows = [
+        sol(0, "So the roots are $\\boxed{-2, 1, 3}$.", asks),
+        sol(0, "So the roots are $\\boxed{3, 1, -2}$.", asks),
+        sol(1, "So the roots are $\\boxed{3, 1, -2}$.", any_order),
+        {"id": 2, "generated_solution": "So the roots are $\\boxed{3, 1, -2}$."},
+        sol(3, "So the roots are $\\boxed{3, 1, -2}$.", chat),
+    ]
+    code, _, _, r = run(capsys, tmp_path, [write_jsonl(tmp_path / "s.jsonl", rows)], meta)
+    assert code == 0 and r["verdicts"]["wrong"] == 2 and r["correct"] == 3
+    kept = pq.read_table(tmp_path / "c.parquet").to_pylist()
+    assert [(row["id"], "3, 1, -2" in row["generated_solution"]) for row in kept] == [(0, 0), (1, 1), (2, 1)]
+
+
 def test_help_explains_the_routes_and_the_flag(capsys):
     with pytest.raises(SystemExit):
         grade.main(["--help"])

@@ -146,3 +146,36 @@ def test_choice_verdicts():
 )
 def test_grader_ii_equivalences(gold: str, answer: str, expected: bool):
     assert (judge(gold, answer) == CORRECT) == expected, judge(gold, answer)
+
+
+IN_ORDER = "Enter the roots in increasing order, separated by commas."
+ANY_ORDER = "Enter all the roots, separated by commas."
+
+
+@pytest.mark.parametrize(
+    "gold, answer, question, expected",
+    [
+        ("2,4,3", "2, 3, 4", "Enter $a$, $b$, $c$, in that order.", False),  # the order asked: wrong order rejected
+        ("2,4,3", "2, 4, 3", "Enter $a$, $b$, $c$, in that order.", True),
+        ("2,4,3", "2, 3, 4", ANY_ORDER, True),  # no order asked: any order
+        ("2,4,3", "2, 3, 4", None, True),  # no question: as before, a set
+        ("-2, 1, 3", "3, 1, -2", IN_ORDER, False),
+        ("-2, 1, 3", "-2, 1, 3", IN_ORDER, True),
+        ("-2, 1, 3", "(-2, 1, 3)", IN_ORDER, True),  # the ordered list written as a tuple
+        ("-2, 1, 3", "(3, 1, -2)", IN_ORDER, False),
+        ("-2, 1, 3", "-2, 1, and 3", IN_ORDER, True),
+        ("-2, 1, 3", "x = -2, x = 1, x = 3", IN_ORDER, True),
+        ("-2, 1, 3", "x = 3, x = 1, x = -2", IN_ORDER, False),
+        ("-2, 1, 3", "-2, 1, 3, 3", IN_ORDER, False),  # a repeated item: not the same ordered list
+        ("-2, 1, 3", "-2, 1", IN_ORDER, False),
+        ("\\frac14, \\frac13, \\frac12", "0.25, \\frac{1}{3}, 0.5", "From least to greatest.", True),  # item by item
+        ("\\frac14, \\frac13, \\frac12", "0.5, \\frac{1}{3}, 0.25", "From least to greatest.", False),
+        ("(1,2), (3,4)", "(3,4), (1,2)", "Enter all ordered pairs, separated by commas.", True),  # pairs: any order
+        ("(1,2), (3,4)", "(3,4), (1,2)", "List the points in order of increasing $x$.", False),
+        ("(2,4,3)", "(2,3,4)", None, False),  # a tuple is ordered with or without a question
+        ("a = 1, b = 2", "b = 2, a = 1", IN_ORDER, True),  # named values: not compared by position
+        ("5", "5", IN_ORDER, True),  # not a list: the question changes nothing
+    ],
+)
+def test_lists_in_order_when_the_question_asks_for_it(gold: str, answer: str, question: str | None, expected: bool):
+    assert (judge(gold, answer, question) == CORRECT) == expected, judge(gold, answer, question)

@@ -43,7 +43,8 @@ _WHICH_IS = (
 _ORDER = (
     "a bare list against a bare list gold, no question: sftkit compares them as sets (MATH's lists of solutions "
     "mostly are); plain math-verify reads only the last number of the prediction ('-2', '2') against the gold's set, "
-    "so it is 'right' by not reading the list, not by its order"
+    "so it is 'right' by not reading the list, not by its order. Given a question that asks for the order, sftkit "
+    "compares the lists in order and gets both modes right (test_order_cases_with_a_question_that_asks_for_order)"
 )
 DOCUMENTED = {
     ("tests/test_all.py::test_number_extraction[15]", "boxed"): _WHICH_IS,
@@ -76,9 +77,9 @@ def solution(pred: str, mode: str) -> str:
     return BODY + f"The final answer is $\\boxed{{{inner}}}$."
 
 
-def ours(gold: str, text: str) -> bool:
+def ours(gold: str, text: str, question: str | None = None) -> bool:
     answer, _ = stated_answer(text)
-    return judge(gold_answer({"answer": gold}, "answer"), answer) == CORRECT
+    return judge(gold_answer({"answer": gold}, "answer"), answer, question) == CORRECT
 
 
 def plain(gold: str, text: str) -> bool:
@@ -139,3 +140,20 @@ def test_at_least_as_many_right_as_plain_math_verify(results: dict, suite: str, 
 def test_no_case_math_verify_gets_right_and_sftkit_wrong(results: dict, suite: str, mode: str):
     undocumented = [i for i in results[suite][mode]["only_plain"] if (i.split(":", 1)[1], mode) not in DOCUMENTED]
     assert not undocumented, undocumented
+
+
+ORDER_CASES = ("modeling/math_equivalence_test.py::test_order", "modeling/math_equivalence_test.py::test_decimals")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_order_cases_with_a_question_that_asks_for_order(mode: str):
+    """hendrycks/math's order cases ("4, 10, -2" for "10, 4, -2": wrong) carry no question, so the suite run above
+    compares them as sets. With a question that asks for the order they are right in both modes; with one that
+    does not, the same list in another order is accepted."""
+    by_id = {case["id"].split(":", 1)[1]: case for case in cases("hendrycks_math")}
+    for case in map(by_id.get, ORDER_CASES):
+        text = solution(case["pred"], mode)
+        assert ours(case["gold"], text, "List the values in the order given, separated by commas.") is False, case
+        assert ours(case["gold"], text, "Find all the values, separated by commas.") is True, case
+        same = solution(case["gold"], mode)
+        assert ours(case["gold"], same, "List the values in the order given, separated by commas.") is True, case

@@ -173,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     why = [p.missing for p in problems.items for _ in range(sampling.samples)]
     texts = [g.text for samples in generations for g in samples]
     done = [g.finished for samples in generations for g in samples]
-    graded = grade_texts(golds, texts, DEFAULT_TIMEOUT, dist.cores(), progress=True, ungraded=why, finished=done)
+    asked = [p.prompt for p in problems.items for _ in range(sampling.samples)]  # whether a list's order matters
+    graded = grade_texts(
+        golds, texts, DEFAULT_TIMEOUT, dist.cores(), progress=True, ungraded=why, finished=done, questions=asked
+    )
     write_jsonl(output, _rows(problems, generations, graded))
     summary = make_summary(problems, generations, graded, output, sampling)
     summary["generation"] = _generation_info(backend, generations, seconds, sampling, source.description)

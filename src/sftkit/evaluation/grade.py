@@ -34,19 +34,24 @@ def grade_texts(
     progress: bool = False,
     ungraded: Sequence[str | None] | None = None,
     finished: Sequence[bool] | None = None,
+    questions: Sequence[str | None] | None = None,
 ) -> list[Graded]:
     """A Graded per text against the gold answer at the same index; a None gold is not graded (outcome
     `ungraded[i]`, default report.NO_GOLD). A generation cut at max_new_tokens (`finished[i]` False) states no
-    final answer, as `sftkit filter` reads a row with `"finished": false`: it is never kept as correct."""
+    final answer, as `sftkit filter` reads a row with `"finished": false`: it is never kept as correct.
+    `questions[i]`, the problem's text (the prompt), tells the judge whether a list's order matters, as `sftkit
+    filter` reads it from the row's prompt."""
     if len(golds) != len(texts):
         raise ValueError(f"{len(golds)} gold answers for {len(texts)} texts: give one gold answer per text")
     done = finished if finished is not None else [True] * len(texts)
     finals = [stated_answer(t) if ok else (None, None) for t, ok in zip(texts, done)]
-    pairs = list(dict.fromkeys((g, a) for g, (a, _) in zip(golds, finals) if g is not None))
+    asked = questions or [None] * len(texts)
+    pairs = list(dict.fromkeys((g, a, q) for g, (a, _), q in zip(golds, finals, asked) if g is not None))
     verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers, progress=progress)))
     why = ungraded or [None] * len(texts)
     return [
-        Graded(verdict_of[g, a] if g is not None else (w or NO_GOLD), a, r) for g, (a, r), w in zip(golds, finals, why)
+        Graded(verdict_of[g, a, q] if g is not None else (w or NO_GOLD), a, r)
+        for g, (a, r), w, q in zip(golds, finals, why, asked)
     ]
 
 

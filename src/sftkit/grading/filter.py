@@ -2,10 +2,10 @@
 
 Also the seed's `python evaluation/run_evaluation.py --solutions-file ... --metadata-file ... --save-correct ...`.
 Path of the data: output paths checked (`outputs.py`) -> metadata and solution files read (`inputs.py`: JSONL or
-Parquet -> (id, final answer) per row, the answer after a marker or from the concluding statement, `extract.py`)
--> the distinct (gold, answer) pairs, graded on worker processes (`pool.grade_pairs`) -> a verdict per row -> the
-report (`report.py`) and Parquet files of the correct (and incorrect) rows: source columns plus `source_file`,
-ready for `sftkit prepare`.
+Parquet -> (id, final answer, prompt) per row, the answer after a marker or from the concluding statement,
+`extract.py`) -> the distinct (gold, answer, prompt) triples, graded on worker processes (`pool.grade_pairs`; the
+prompt tells whether a list's order matters) -> a verdict per row -> the report (`report.py`) and Parquet files of
+the correct (and incorrect) rows: source columns plus `source_file`, ready for `sftkit prepare`.
 """
 
 from __future__ import annotations
@@ -98,13 +98,15 @@ def _workers(requested: int | None) -> int:
 def _records(
     solutions: list[Solution], golds: dict[str, str], without_answer: set[str], timeout: float, workers: int
 ) -> tuple[list[Record], int]:
-    """A Record per solution (graded, or why not) and the number of distinct (gold, answer) pairs graded."""
+    """A Record per solution (graded, or why not) and the number of distinct (gold, answer, question) triples graded
+    (the question, the row's prompt, tells the judge whether a list's order matters)."""
     graded = [s for s in solutions if s.id in golds]
-    pairs = list(dict.fromkeys((golds[s.id], s.answer) for s in graded))  # rejection sampling repeats answers a lot
+    pairs = list(dict.fromkeys((golds[s.id], s.answer, s.question) for s in graded))  # sampling repeats answers
     verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers)))
     records = []
     for s in solutions:
-        outcome = verdict_of[golds[s.id], s.answer] if s.id in golds else NO_GOLD if s.id in without_answer else None
+        graded_as = verdict_of[golds[s.id], s.answer, s.question] if s.id in golds else None
+        outcome = graded_as or (NO_GOLD if s.id in without_answer else None)
         records.append(Record(s.file, s.id, s.answer, s.route, outcome or NO_METADATA))
     return records, len(pairs)
 

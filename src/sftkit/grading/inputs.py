@@ -29,6 +29,7 @@ class Solution(NamedTuple):
     id: str
     answer: str | None  # the final answer's text, cleaned; None when the solution states none
     route: str | None  # how the answer was found: extract.MARKER, extract.PROSE, or None
+    question: str | None = None  # the row's prompt as text (one object per id), for the judge; None without one
 
 
 class Metadata(NamedTuple):
@@ -102,6 +103,18 @@ def stated_answer(text: str, require_marker: bool = False) -> tuple[str | None, 
     return answer, (found.route if answer else None)
 
 
+def question_text(prompt) -> str | None:
+    """The problem's text in a solution row's prompt: the prompt itself, or the contents of a chat prompt's user
+    turns ([{"role": "user", "content": ...}]); None for anything else."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        turns = [t for t in prompt if isinstance(t, dict) and isinstance(t.get("content"), str)]
+        user = [t["content"] for t in turns if t.get("role", "user") == "user"]
+        return "\n\n".join(user) or None
+    return None
+
+
 def _short(prompt: str, width: int = 60) -> str:
     prompt = " ".join(prompt.split())
     return repr(prompt if len(prompt) <= width else prompt[: width - 3] + "...")
@@ -130,6 +143,7 @@ def read_solutions(
 ) -> tuple[list[Solution], dict]:
     """Every usable row -> Solution (the final answer extracted here: cheap), and the column types seen."""
     solutions, kinds, index, prompts = [], defaultdict(Counter), {path: i for i, path in enumerate(files)}, _Prompts()
+    questions: dict[str, str | None] = {}  # id -> its prompt's text, kept once (the prompts of an id are one)
     for path, line, row in iter_rows(files, report, required=(response_key,)):
         key = normalize_id(row.get(id_key))
         if key is None:
@@ -138,10 +152,12 @@ def read_solutions(
             continue
         if row.get(PROMPT_KEY) is not None:
             prompts.check(key, row[PROMPT_KEY], f"{path}:{line}")
+            if key not in questions:
+                questions[key] = question_text(row[PROMPT_KEY])
         for name, value in row.items():
             kinds[name][kind_of(value)] += 1
         answer, route = stated_answer(row[response_key], require_marker)
         if row.get("finished") is False:  # `sftkit eval` marks a generation cut at max_new_tokens: no final answer
             answer, route = None, None
-        solutions.append(Solution(index[path], line, key, answer, route))
+        solutions.append(Solution(index[path], line, key, answer, route, questions.get(key)))
     return solutions, kinds

@@ -1,7 +1,9 @@
 """Whether a final answer equals the gold answer: `clean` the notation, then compare with math-verify.
 
 - `clean(answer)`: the answer without delimiters, currency, thousands separators, units and degree signs.
-- `judge(gold, answer)`: a verdict, comparing with math-verify (or as text / multiple-choice letters).
+- `judge(gold, answer, question=None)`: a verdict, comparing with math-verify (or as text / multiple-choice
+  letters); a bare list is compared as a set, or item by item in order where the question asks for an order
+  (`order.asks_order`: "Enter the roots in increasing order").
 
 Gold answers are compared as the MATH dataset writes them: `\\text{(A)}`, `\\text{A,D}`, `\\$3800`, `10\\%`,
 `90^\\circ`, `5\\text{ cm}`, `\\dfrac`, `\\frac12`, `x \\in [2, 5)`, intervals, sets, tuples, matrices, `\\pm`,
@@ -17,6 +19,8 @@ import re
 from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+from sftkit.grading.order import asks_order
 
 CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT = "correct", "wrong", "no_answer", "unparseable", "timeout"
 VERDICTS = (CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT)
@@ -65,6 +69,7 @@ _DECIMAL_COMMA = re.compile(r"-?(?:0,\d+|\d+,(?:\d{1,2}|\d{4,}))")  # "1000,99",
 FLOAT_ROUNDING = 6  # decimals: math-verify's default float_rounding
 _LETTERS = re.compile(r"\(?([A-H])\)?(?:\s*(?:,|and|\s)\s*\(?([A-H])\)?)*")  # "(A)", "A,D", "A, C and F"
 _CHOICE_PRED = re.compile(r"[\s*:]*(?:(?i:option|choice)\s+)?(?:\(([A-Ea-e])\)|([A-E])(?![A-Za-z0-9]))")
+_LIST_AND = re.compile(r"^\s*(?:and\s+|\\text\s*\{\s*and\s*\}\s*)")  # "2, 4, and 3": the last item's "and"
 _LATEX = [LatexExtractionConfig(boxed_match_priority=0)]
 _EXPR = [ExprExtractionConfig()]
 
@@ -192,11 +197,14 @@ def _decimal_comma(s: str, other: str) -> str:
     return s.replace(",", ".") if _DECIMAL_COMMA.fullmatch(s) and _DECIMAL.fullmatch(other) else s
 
 
-def _judge_math(gold: str, answer: str) -> str:
+def _judge_math(gold: str, answer: str, question: str | None = None) -> str:
     answer = _values(gold, answer)
     gold, answer = _decimal_comma(gold, answer), _decimal_comma(answer, gold)
     if gold.replace(" ", "") == answer.replace(" ", ""):
         return CORRECT
+    in_order = _in_order(gold, answer, question)
+    if in_order is not None:
+        return in_order
     numbers = _rational(gold), _rational(answer)
     if None not in numbers:  # plain numbers and fractions (most answers): exact, 50x faster than sympy
         return CORRECT if numbers[0] == numbers[1] or _rounded(answer, *numbers) else WRONG
@@ -210,6 +218,31 @@ def _judge_math(gold: str, answer: str) -> str:
     # allow_set_relation_comp: "1/2 <= x <= 8" for the gold [1/2, 8], "k < -5" for (-oo, -5) (math-verify's option)
     same = verify(gold_parsed, predicted, timeout_seconds=None, allow_set_relation_comp=True)
     return CORRECT if same else WRONG
+
+
+def _in_order(gold: str, answer: str, question: str | None) -> str | None:
+    """A bare list gold ("2, 4, 3") against the answer's list ("2, 3, 4", "(2, 3, 4)"), item by item, where the
+    question asks for an order; None otherwise (math-verify then compares the lists as sets, and tuples in order).
+    Each pair of items is judged as a whole answer (math-verify's comparison). Equations ("a = 1, b = 2") name
+    their values: not compared by position."""
+    items = _split_top(gold, ",")
+    if len(items) < 2 or "=" in gold or "=" in answer or not asks_order(question):
+        return None
+    inner = answer[1:-1] if answer[:1] == "(" and _closing(answer) == len(answer) - 1 else answer
+    answered = [_LIST_AND.sub("", item) for item in _split_top(inner, ",")]
+    if len(answered) != len(items):
+        return WRONG
+    return CORRECT if all(_judge_math(g.strip(), a.strip()) == CORRECT for g, a in zip(items, answered)) else WRONG
+
+
+def _closing(s: str) -> int:
+    """Index of the bracket closing the one that opens `s` (-1 if none)."""
+    depth = 0
+    for i, char in enumerate(s):
+        depth += (char in "{([") - (char in "})]")
+        if depth == 0:
+            return i
+    return -1
 
 
 def _rounded(answer: str, gold: Fraction, value: Fraction) -> bool:
@@ -229,8 +262,9 @@ def _same_variable(gold: str, answer: str) -> str:
     return re.sub(rf"(?<![A-Za-z\\]){a[2]}(?![A-Za-z])", g[2], answer)
 
 
-def judge(gold: str, answer: str | None) -> str:
-    """Verdict for one final answer (as `extract.final_answer` finds it) against the gold answer."""
+def judge(gold: str, answer: str | None, question: str | None = None) -> str:
+    """Verdict for one final answer (as `extract.final_answer` finds it) against the gold answer; `question`, the
+    problem's text where known, tells whether a list's order matters (`order.asks_order`)."""
     if answer is None or not clean(answer):
         return NO_ANSWER
     raw_gold, raw, gold, answer = gold, answer, clean(gold), clean(answer)
@@ -244,4 +278,4 @@ def judge(gold: str, answer: str | None) -> str:
         return CORRECT if {_plain_text(first_clause), _plain_text(_strip_delimiters(raw))} & texts else WRONG
     if _BOUND.search(answer) and not _BOUND.search(gold):  # "2 or more", "at least 2": a bound, not the value
         return WRONG
-    return _judge_math(gold, answer)
+    return _judge_math(gold, answer, question)

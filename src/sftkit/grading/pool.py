@@ -1,7 +1,8 @@
 """Many judgements at once: on worker processes, each bounded in time.
 
-- `judge_in_time(gold, answer, seconds)`: `judge.judge` bounded by a timer (TIMEOUT when it fires).
-- `grade_pairs(pairs, timeout, workers)`: verdicts for (gold, answer) pairs, in order, on worker processes.
+- `judge_in_time(gold, answer, seconds, question=None)`: `judge.judge` bounded by a timer (TIMEOUT when it fires).
+- `grade_pairs(pairs, timeout, workers)`: verdicts for (gold, answer) or (gold, answer, question) pairs, in order,
+  on worker processes (the question, where known, tells whether a list's order matters).
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ def _raise_timeout(signum, frame):
     raise _Timeout
 
 
-def judge_in_time(gold: str, answer: str | None, seconds: float) -> str:
+def judge_in_time(gold: str, answer: str | None, seconds: float, question: str | None = None) -> str:
     """`judge` bounded by a SIGALRM timer (main thread only; elsewhere unbounded). TIMEOUT when it fires."""
     if seconds <= 0 or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        return judge(gold, answer)
+        return judge(gold, answer, question)
     previous = signal.signal(signal.SIGALRM, _raise_timeout)
     try:
         try:
             signal.setitimer(signal.ITIMER_REAL, seconds)
-            return judge(gold, answer)
+            return judge(gold, answer, question)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Timeout:
@@ -47,8 +48,11 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
-def _judge_batch(batch: list[tuple[str, str | None]], seconds: float) -> list[str]:
-    return [judge_in_time(gold, answer, seconds) for gold, answer in batch]
+Pair = tuple[str, str | None] | tuple[str, str | None, str | None]  # (gold, answer[, question]): None = unknown
+
+
+def _judge_batch(batch: list[Pair], seconds: float) -> list[str]:
+    return [judge_in_time(pair[0], pair[1], seconds, *pair[2:]) for pair in batch]
 
 
 MIN_PARALLEL = 500  # below this many pairs, starting worker processes (~0.3 s) costs more than it saves
@@ -56,10 +60,8 @@ BATCH = 64  # pairs per task: one at a time, inter-process traffic would cost mo
 HARD_GRACE_S = 10.0  # a batch silent this long past its time limits is stuck where no signal reaches
 
 
-def grade_pairs(
-    pairs: Sequence[tuple[str, str | None]], timeout: float, workers: int, progress: bool = True
-) -> list[str]:
-    """Verdicts for (gold, answer) pairs, in order, on `workers` processes, each pair bounded by `timeout` s.
+def grade_pairs(pairs: Sequence[Pair], timeout: float, workers: int, progress: bool = True) -> list[str]:
+    """Verdicts for (gold, answer[, question]) pairs, in order, on `workers` processes, each bounded by `timeout` s.
 
     Each pair is bounded twice: by a timer inside the worker (-> TIMEOUT), and, should a worker hang where the
     timer cannot reach (inside C code), by the parent: it replaces the pool, re-runs the stuck batch one pair
@@ -68,8 +70,8 @@ def grade_pairs(
     verdicts: list[str | None] = [None] * len(pairs)
     bar = tqdm(total=len(pairs), desc="grading", unit="answer", file=sys.stderr, disable=not progress)
     if workers <= 1 or len(pairs) < MIN_PARALLEL:
-        for i, (gold, answer) in enumerate(pairs):
-            verdicts[i] = judge_in_time(gold, answer, timeout)
+        for i, pair in enumerate(pairs):
+            verdicts[i] = judge_in_time(pair[0], pair[1], timeout, *pair[2:])
             bar.update()
         bar.close()
         return verdicts

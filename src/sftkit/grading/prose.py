@@ -50,7 +50,18 @@ _NOT_MAIN_VERB = re.compile(  # "that are prime", "which is odd" (a relative cla
 )
 _ELABORATION = re.compile(r"\s*(?:this|that|it|note|here|because|since|indeed|check|as a check)\b", re.I)
 _PARTITIVE = re.compile(r"\s*(?:out\s+of|of(?:\s+the)?)\s*", re.I)  # "6 of the 10 numbers": 10 is the whole
-_RESTATEMENT = re.compile(r".*(?:\b(?:approximately|about|roughly|or)\b|\\approx)", re.I)  # ", or about 33%"
+_RESTATEMENT = re.compile(r".*(?:\b(?:approximately|about|roughly|or|namely)\b|\\approx)", re.I)  # ", or about 33%";
+# ", namely $11$, $13$ and $17$" (the members of what was counted)
+_WORD_VALUES = {w: str(i) for i, w in enumerate("zero _ two three four five six seven eight nine ten eleven twelve "
+    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()) if w != "_"}  # fmt: skip
+_NUMBER_WORD = re.compile(  # "there are three such primes", "the answer is five": a number in words right after the
+    # verb; not "one" (a pronoun as often as a number), nor "two of", "three times", "four-digit", "two cases: ..."
+    r"\b(?:is|are|was|were|be|equals|totals?)\s+(?:exactly\s+|only\s+|just\s+|precisely\s+)?"
+    rf"(?P<word>{'|'.join(_WORD_VALUES)})\b"
+    r"(?![-\u2011]|\s+(?:of|times|more|less|fewer|hundred|thousand|million|billion|and\s+a|halves|thirds|"
+    r"quarters|fourths|fifths|sixths|percent)\b|(?:\s+\w+){0,3}\s*:)",
+    re.I,
+)
 _CONCLUSION = re.compile(
     r"\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)\b", re.I
 )
@@ -98,6 +109,25 @@ def _text_pieces(text: str, offset: int, out: list) -> None:
     out.append(("text", text[at:], offset + at))
 
 
+def _number_words(sentence: list) -> list:
+    """A concluding sentence with its numbers in words after the verb as candidates ("Thus there are three such
+    primes" -> 3); other sentences are left alone (there, "we checked all three cases" names no answer)."""
+    if not _opens(sentence, _CONCLUSION) or not any(k == "text" and _NUMBER_WORD.search(c) for k, c, _ in sentence):
+        return sentence
+    out = []
+    for kind, content, at in sentence:
+        if kind != "text":
+            out.append((kind, content, at))
+            continue
+        start = 0
+        for m in _NUMBER_WORD.finditer(content):
+            out.append(("text", content[start : m.start("word")], at + start))
+            out.append(("word", _WORD_VALUES[m["word"].lower()], at + m.start("word")))
+            start = m.end("word")
+        out.append(("text", content[start:], at + start))
+    return out
+
+
 def _sentences(pieces: list[tuple[str, str, int]]) -> list[list[tuple[str, str, int]]]:
     sentences, current = [], []
     for kind, content, at in pieces:
@@ -116,6 +146,8 @@ def _sentences(pieces: list[tuple[str, str, int]]) -> list[list[tuple[str, str, 
 
 
 def _is_candidate(piece: tuple[str, str, int]) -> bool:
+    if piece[0] == "word":  # a number in words (`_number_words`)
+        return True
     return piece[0] == "math" and bool(piece[1]) and not _NAME.fullmatch(piece[1]) and not _SYMBOL.fullmatch(piece[1])
 
 
@@ -190,7 +222,8 @@ def _clause_answer(clause: list) -> tuple[str, bool] | None:
             and _NAME.fullmatch(clause[verb + 1][1])
         ):
             return clause[verb + 1][1], True
-    return (", ".join(runs[-1][1]), False) if runs else None
+    written = [items for start, items in runs if clause[start][0] != "word"]  # a number in words only after a verb
+    return (", ".join(written[-1]), False) if written else None
 
 
 def _statement_answer(sentence: list) -> tuple[str, bool] | None:
@@ -234,7 +267,7 @@ def _opens(sentence: list, pattern: re.Pattern) -> bool:
 
 
 def _statement(sentences: list) -> Conclusion | None:
-    window = sentences[-LOOKBACK:]
+    window = [_number_words(s) for s in sentences[-LOOKBACK:]]
     concluding = [i for i, s in enumerate(window) if _opens(s, _CONCLUSION) and _statement_answer(s)]
     if concluding:  # "Therefore, the sum is $5$. This is because ... $7$.": an elaboration after the conclusion
         later = window[concluding[-1] + 1 :]
