@@ -318,3 +318,28 @@ def test_lora_and_unexported_checkpoints(checkpoints, problems_file, tmp_path):
     assert rc == 0 and (tmp_path / "bare.jsonl").read_text() == (tmp_path / "hf.jsonl").read_text()
     rc, _ = _run_eval(bare.parent, problems_file, tmp_path / "run.jsonl", *argv)  # a run folder: its newest
     assert rc == 0 and (tmp_path / "run.jsonl").read_text() == (tmp_path / "hf.jsonl").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_damaged_export_is_evaluated_from_model_pt(checkpoints, tmp_path, capsys, damage):
+    from contextlib import ExitStack
+
+    from sftkit.evaluation.source import load_model, resolve
+
+    ckpt = shutil.copytree(checkpoints["full"], tmp_path / "run" / "global_step_final")
+    weights = ckpt / "huggingface" / "model.safetensors"
+    if damage == "missing":
+        weights.unlink()
+    else:
+        with open(weights, "r+b") as fh:
+            fh.truncate(weights.stat().st_size // 2)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    intact = AutoModelForCausalLM.from_pretrained(checkpoints["full"] / "huggingface")
+    for given in (ckpt, ckpt / "huggingface"):
+        with ExitStack() as stack:
+            model = load_model(resolve(str(given), stack), device="cpu")
+            torch.testing.assert_close(model(ids).logits, intact(ids).logits)
+        printed = capsys.readouterr().out
+        assert f"{ckpt / 'huggingface'} is damaged (model.safetensors is {damage}" in printed
+        assert f"sftkit export {ckpt} --output {ckpt / 'huggingface'} --overwrite" in printed

@@ -3,8 +3,9 @@ a `global_step_*` checkpoint, or a run folder (its newest complete checkpoint).
 
 A checkpoint is used through its `huggingface/` folder (written at the end of training: the model for full
 fine-tuning, the PEFT adapter for LoRA); a checkpoint without one (`global_step_500`) is exported on the fly into a
-temporary folder, removed afterwards, by the same code as `sftkit export`. An incomplete checkpoint (an interrupted
-save) is refused before anything is loaded.
+temporary folder, removed afterwards, by the same code as `sftkit export`; so is one whose `huggingface/` weights are
+missing or truncated (the intact model.pt beside them is used, and the message says how to repair the export). An
+incomplete checkpoint (an interrupted save) is refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -80,13 +81,59 @@ def _checkpoint(path: Path, stack: ExitStack) -> ModelSource:
         )
     hf = path / HF_DIR
     if (hf / ADAPTER).is_file() or (hf / "config.json").is_file():
-        return _folder(hf, f"checkpoint {path}")
+        problem = export_damage(hf)
+        if problem is None:
+            return _folder(hf, f"checkpoint {path}")
+        print(
+            f"{hf} is damaged ({problem}): evaluating the checkpoint's own weights (model.pt), exported into a "
+            f"temporary folder. To repair the export: sftkit export {path} --output {hf} --overwrite",
+            flush=True,
+        )
+    else:
+        print(f"{path} has no {HF_DIR}/ folder: exporting it into a temporary folder", flush=True)
     from sftkit.checkpoint.export import export_checkpoint
 
     out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sftkit-eval-"))) / "model"
-    print(f"{path} has no {HF_DIR}/ folder: exporting it into a temporary folder", flush=True)
     export_checkpoint(path, out)
     return _folder(out, f"checkpoint {path} (exported)")
+
+
+def _safetensors_damage(file: Path) -> str | None:
+    """Why a safetensors file cannot be loaded whole (missing, truncated, not safetensors), from its header: the
+    file must end where its last tensor ends."""
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            length = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(length)) if 0 < length <= size - 8 else None
+    except FileNotFoundError:
+        return f"{file.name} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{file.name} cannot be read ({exc})"
+    if not isinstance(header, dict):
+        return f"{file.name} is not a safetensors file"
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__" and isinstance(t, dict)]
+    if size < 8 + length + max(ends, default=0):
+        return f"{file.name} is truncated ({size} bytes, {8 + length + max(ends, default=0)} expected)"
+    return None
+
+
+def export_damage(hf: Path) -> str | None:
+    """Why an exported folder's weights are missing or damaged, or None: every safetensors file it names
+    (a sharded model's index) or holds must be whole."""
+    if (hf / ADAPTER).is_file():
+        files = [hf / "adapter_model.safetensors"]
+    elif (hf / "model.safetensors.index.json").is_file():
+        try:
+            shards = json.loads((hf / "model.safetensors.index.json").read_text())["weight_map"].values()
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            return f"model.safetensors.index.json cannot be read ({exc})"
+        files = [hf / name for name in sorted(set(shards))]
+    elif (hf / "pytorch_model.bin").is_file():
+        return None  # not written by sftkit; loaded as it is
+    else:
+        files = [hf / "model.safetensors"]
+    return next(filter(None, map(_safetensors_damage, files)), None)
 
 
 def resolve(given: str, stack: ExitStack) -> ModelSource:
@@ -98,6 +145,12 @@ def resolve(given: str, stack: ExitStack) -> ModelSource:
             raise SftkitError(f"{path} is a run folder without a complete checkpoint: give a global_step_* folder.")
         print(f"{path} is a run folder: evaluating its newest complete checkpoint, {latest.name}", flush=True)
         path = latest
+    if path.is_dir() and ((path / "config.json").is_file() or (path / ADAPTER).is_file()):
+        problem = export_damage(path)
+        if problem and (path.parent / STATE).exists():  # a checkpoint's export: its model.pt is beside it
+            path = path.parent
+        elif problem:
+            raise SftkitError(f"{path}: {problem}; the model's weights are damaged. Copy or download it again.")
     if path.is_dir() and (path.name.startswith("global_step_") or (path / STATE).exists()):
         return _checkpoint(path, stack)
     if path.is_dir():
