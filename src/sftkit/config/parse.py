@@ -93,7 +93,7 @@ def _recipe_path(path: str) -> Path:
         if shipped is not None:  # e.g. `--config recipes/qwen1.5b.yaml` outside the repository
             print(f"note: no recipe {path} here: using the shipped {shipped}")
             return shipped
-        names = sorted(x.stem for x in resources.recipes().glob("*.yaml"))
+        names = sorted(x.stem for x in resources.recipes().glob("*.yaml") if not x.stem.startswith("rounds-"))
         raise SftkitError(f"recipe {path!r} not found. Shipped recipes (--config NAME): {', '.join(names)}.")
     return p
 
