@@ -45,6 +45,20 @@ QWEN_COMMON = dict(
 )
 
 
+# Each variant: which worker runs it and what it changes. TRL's best configuration is whichever TRL row is fastest:
+# `group_by_length` (length-grouped batches, transformers' sampler) or packing (BFD into max_length rows,
+# padding-free). Every ratio is taken to that row.
+VARIANTS = {
+    "sftkit": ("sftkit", {}),
+    "sftkit-shared": ("sftkit", {"sftkit_overrides": {"share_prompts": "true"}}),
+    "trl": ("trl", {}),
+    "trl-group_by_length": ("trl", {"trl_config": {"train_sampling_strategy": "group_by_length"}}),
+    "trl-packing": ("trl", {"trl_config": {"packing": True, "packing_strategy": "bfd"}}),
+}
+DEFAULT_VARIANTS = ["sftkit", "sftkit-shared", "trl", "trl-group_by_length", "trl-packing"]
+RFT = ["gsm8k-k4", "gsm8k-k8", "math-k4", "math-k8"]
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=30, help="optimizer steps per run (default 30; the first is warmup)")
@@ -57,8 +71,13 @@ def parse_args(argv=None):
         "--data",
         nargs="+",
         default=["sample", "gsm8k"],
-        choices=["sample", "gsm8k"],
-        help="sample: data/sample (bundled GSM8K solutions); gsm8k: ../shared/data/gsm8k/train.jsonl, if present",
+        choices=["sample", "gsm8k", *RFT],
+        help="sample: data/sample (bundled GSM8K solutions); gsm8k: ../shared/data/gsm8k/train.jsonl, if present; "
+        "gsm8k-kK / math-kK: RFT-shaped, K distinct solutions per problem (benchmarks/rft_data.py)",
+    )
+    p.add_argument("--problems", type=int, default=500, help="problems of the RFT-shaped sets (default 500)")
+    p.add_argument(
+        "--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS), help="trainer configurations"
     )
     p.add_argument(
         "--model-shape",
@@ -68,14 +87,20 @@ def parse_args(argv=None):
     )
     p.add_argument("--model", default=str(ROOT / "runs" / "tiny-model"), help="the tiny model folder")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"), help="markdown file to append to")
+    p.add_argument("--skip-loss-check", action="store_true", help="no loss check (it is per dataset, not per run)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (model size, FLOPs/token), run nothing")
     return p.parse_args(argv)
 
 
-def write_datasets(names: list[str], work: Path, gsm8k_rows: int) -> dict[str, Path]:
+def write_datasets(names: list[str], work: Path, gsm8k_rows: int, problems: int = 500) -> dict[str, Path]:
     """Each dataset as JSONL with `prompt` and `generated_solution` (what both pipelines read)."""
+    from rft_data import write_rft
+
     out = {}
     for name in names:
+        if name in RFT:
+            out[name] = write_rft(name, work / f"{name}.jsonl", problems)
+            continue
         if name == "sample":
             rows = [
                 json.loads(line)
@@ -161,29 +186,38 @@ def machine() -> str:
 
 
 def summarize(name: str, runs: dict[str, list[dict]], gpu: bool, n_params: int, cfg, peak) -> list[list[str]]:
+    """One row per variant: trained tokens/s (median, range), padding, computed tokens per trained token, peak
+    memory, [MFU], and the ratio of trained tokens/s to the best TRL row."""
     from sftkit.training.metrics import flops_per_token
 
-    rows = []
-    for kind in ("sftkit", "trl"):
-        rs = runs[kind]
-        tps = [r["tokens_per_second"] for r in rs]
+    summary = {}
+    for kind, rs in runs.items():
+        tps = [r["trained_tokens_per_second"] for r in rs]
         row = {
             "tok/s": median(tps),
+            "range": f"{min(tps):,.0f}-{max(tps):,.0f}",
             "pad": median([r["padding_fraction"] for r in rs]),
+            "cpt": median([r["computed_per_trained"] for r in rs]),
             "mem": max(r["peak_memory"] for r in rs),
         }
-        if gpu and peak:
+        if gpu and peak:  # MFU on real (computed, non-padding) tokens
             s = median([r["mean_attended"] for r in rs])
-            row["mfu"] = flops_per_token(n_params, cfg.num_hidden_layers, cfg.hidden_size, s) * row["tok/s"] / peak
-        runs[kind + "_summary"] = row
-        spread = f"{min(tps):,.0f}-{max(tps):,.0f}"
-        cells = [name, kind, f"{row['tok/s']:,.0f} ({spread})", f"{row['pad']:.1%}"]
-        cells += [f"{row['mem']:.2f} GiB" if gpu else f"{row['mem']:,.0f} MiB"]
+            real = median([r["tokens_per_second"] for r in rs])
+            row["mfu"] = flops_per_token(n_params, cfg.num_hidden_layers, cfg.hidden_size, s) * real / peak
+        summary[kind] = row
+    trl_rows = [k for k in summary if k.startswith("trl")]
+    best = max(trl_rows, key=lambda k: summary[k]["tok/s"]) if trl_rows else None
+    rows = []
+    for kind, row in summary.items():
+        cells = [name, kind + (" (best TRL)" if kind == best else ""), f"{row['tok/s']:,.0f} ({row['range']})"]
+        cells += [
+            f"{row['pad']:.1%}",
+            f"{row['cpt']:.2f}",
+            f"{row['mem']:.2f} GiB" if gpu else f"{row['mem']:,.0f} MiB",
+        ]
+        cells += [f"{row['tok/s'] / summary[best]['tok/s']:.2f}x" if best else "-"]
         rows.append(cells + ([f"{row['mfu']:.1%}"] if "mfu" in row else []))
-    a, b = runs["sftkit_summary"], runs["trl_summary"]
-    ratio = [name, "ratio sftkit/TRL", f"{a['tok/s'] / b['tok/s']:.2f}x", f"{a['pad'] - b['pad']:+.1%} (abs)"]
-    ratio += [f"{a['mem'] / b['mem']:.2f}x"] + ([f"{a['mfu'] / b['mfu']:.2f}x"] if "mfu" in a else [])
-    return rows + [ratio]
+    return rows
 
 
 def loss_line(name: str, lc: dict, batch: int) -> str:
@@ -231,23 +265,27 @@ def main(argv=None) -> int:
             sys.exit(f"no model at {model}: build it with `sftkit tiny-model {model}` (make tiny)")
         base = dict(model=model, steps=args.steps, batch=args.batch, max_length=args.max_length, lr=args.lr, seed=42)
         rows, checks = [], []
-        for name, path in write_datasets(args.data, work, args.gsm8k_rows).items():
+        for name, path in write_datasets(args.data, work, args.gsm8k_rows, args.problems).items():
             spec = {**base, "data": str(path)}
-            runs: dict[str, list] = {"sftkit": [], "trl": []}
-            for rnd in range(args.rounds):
-                for kind in ("sftkit", "trl") if rnd % 2 == 0 else ("trl", "sftkit"):
-                    result = run_worker(kind, spec, work, f"{name}-{kind}-{rnd}")
+            runs: dict[str, list] = {v: [] for v in args.variants}
+            for rnd in range(args.rounds):  # interleaved, the order reversed every other round
+                for variant in args.variants if rnd % 2 == 0 else args.variants[::-1]:
+                    kind, extra = VARIANTS[variant]
+                    result = run_worker(kind, {**spec, **extra}, work, f"{name}-{variant}-{rnd}")
                     print(
-                        f"  {name} round {rnd + 1} {kind}: {result['tokens_per_second']:,.0f} tok/s, "
-                        f"padding {result['padding_fraction']:.1%}",
+                        f"  {name} round {rnd + 1} {variant}: {result['trained_tokens_per_second']:,.0f} trained "
+                        f"tok/s, padding {result['padding_fraction']:.1%}, "
+                        f"{result['computed_per_trained']:.2f} computed/trained",
                         flush=True,
                     )
-                    runs[kind].append(result)
+                    runs[variant].append(result)
                     n_params = n_params or result["n_params"]
             rows += summarize(name, runs, gpu, n_params, cfg, peak_flops())
-            lc = run_worker("loss", spec, work, f"{name}-loss")
-            checks.append(loss_line(name, lc, args.batch))
-    header = ["data", "trainer", "trained tok/s, median (range)", "padding", "peak " + ("GPU mem" if gpu else "RSS")]
+            if not args.skip_loss_check:
+                lc = run_worker("loss", spec, work, f"{name}-loss")
+                checks.append(loss_line(name, lc, args.batch))
+    header = ["data", "trainer", "trained tok/s, median (range)", "padding", "computed/trained"]
+    header += ["peak " + ("GPU mem" if gpu else "RSS"), "vs best TRL"]
     header += ["MFU"] if gpu else []
     text = table(header, rows)
     print("\n" + text + "\n" + "\n".join(checks))
@@ -257,7 +295,8 @@ def main(argv=None) -> int:
         f"({n_params / 1e6:.1f}M parameters), {'bf16 autocast' if gpu else 'fp32'}; "
         f"{args.rounds} interleaved rounds x {args.steps} steps x batch {args.batch}, max_length {args.max_length}; "
         f"tokens/s over steps 2-{args.steps}. "
-        "TRL: SFTTrainer defaults, conversational prompt-completion dataset. "
+        "TRL: SFTTrainer on a conversational prompt-completion dataset, defaults (`trl`), "
+        "`train_sampling_strategy=group_by_length`, `packing=True` (BFD, padding-free). "
         f"Command: `{' '.join(['python benchmarks/bench.py', *(argv if argv is not None else sys.argv[1:])])}`\n\n"
         + text
         + "\n\n"

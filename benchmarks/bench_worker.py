@@ -2,7 +2,8 @@
 
     python benchmarks/bench_worker.py {sftkit,trl,loss} SPEC.json OUT.json
 
-SPEC: model (folder), data (JSONL with prompt/generated_solution), steps, batch, max_length, lr, seed, work (folder).
+SPEC: model (folder), data (JSONL with prompt/generated_solution), steps, batch, max_length, lr, seed, work (folder),
+and the variant: `sftkit_overrides` (recipe keys) or `trl_config` (SFTConfig fields: group_by_length, packing).
 - `sftkit`: `sftkit.train.run(plan_run(recipes/tiny.yaml + overrides))`, the tiny recipe's settings with the
   benchmark's batch (global = micro: no accumulation, as TRL's default), steps, no checkpoints/validation in between.
 - `trl`: plain `trl.SFTTrainer` on a conversational prompt-completion dataset (`prompt=[user msg]`,
@@ -28,12 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Probe(TrainerCallback):
-    """Counts what the model computes in training forwards; marks (time, real, padded, sum len^2) per step."""
+    """Counts what the model computes in training forwards; marks (time, real, padded, sum len^2, trained) per
+    step. Real tokens: those of the examples as the model sees them (a shared prompt counts once); trained: labels
+    other than -100 after the shift (the loss's denominator, the same for every pipeline but TRL's extra newline)."""
 
     def __init__(self):
-        self.real = self.padded = 0
+        self.real = self.padded = self.trained = 0
         self.squares = 0.0
-        self.marks: list[tuple[float, int, int, float]] = []
+        self.marks: list[tuple[float, int, int, float, int]] = []
         self.peak: float = 0.0
 
     def hook(self, module, args, kwargs):
@@ -46,14 +49,17 @@ class Probe(TrainerCallback):
         else:  # padding-free row: positions restart at 0 for each sequence
             starts = (kwargs["position_ids"][0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
             lengths = [b - a for a, b in zip(starts[:-1], starts[1:])]
+        labels = kwargs.get("shift_labels")
+        labels = kwargs["labels"][:, 1:] if labels is None else labels
         self.real += int(sum(lengths))
+        self.trained += int((labels != -100).sum())
         self.padded += ids.numel()
         self.squares += float(sum(n * n for n in lengths))
 
     def mark(self):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-        self.marks.append((time.perf_counter(), self.real, self.padded, self.squares))
+        self.marks.append((time.perf_counter(), self.real, self.padded, self.squares, self.trained))
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         model.register_forward_pre_hook(self.hook, with_kwargs=True)
@@ -71,10 +77,12 @@ class Probe(TrainerCallback):
             self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
 
     def result(self) -> dict:
-        (t1, r1, _, s1), (tn, rn, pn, sn) = self.marks[1], self.marks[-1]
+        (t1, r1, p1, s1, c1), (tn, rn, pn, sn, cn) = self.marks[1], self.marks[-1]
         return {
             "steps": len(self.marks) - 1,
             "tokens_per_second": (rn - r1) / (tn - t1),
+            "trained_tokens_per_second": (cn - c1) / (tn - t1),
+            "computed_per_trained": (pn - p1) / max(cn - c1, 1),
             "seconds_per_step": (tn - t1) / (len(self.marks) - 2),
             "padding_fraction": 1 - rn / pn,
             "real_tokens": rn,
@@ -141,6 +149,7 @@ def trl_trainer(spec: dict, pairs, steps: int, callbacks=()):
         bf16=gpu,
         use_cpu=not gpu,
         disable_tqdm=True,
+        **spec.get("trl_config", {}),
     )
     tokenizer = AutoTokenizer.from_pretrained(spec["model"])
     return SFTTrainer(
