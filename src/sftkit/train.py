@@ -135,6 +135,7 @@ def run(plan: RunPlan, callbacks=()):
     try:
         tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, t.trust_remote_code)
         data = load_data(plan, tokenizer)
+        modeling.check_token_budget(plan, data.train)
         if resume_from is not None:
             resume.check_compatible(
                 resume_from, saved, plan.to_dict(), data.train.identity(), t.resume_ignore_mismatch

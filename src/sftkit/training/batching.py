@@ -100,3 +100,26 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -
 
 def chunks(order: Sequence[int], size: int) -> list[list[int]]:
     return [list(order[i : i + size]) for i in range(0, len(order), size)]
+
+
+def budget_problem(lengths: np.ndarray, budget: int | None, sp_size: int = 1) -> tuple[str | None, str | None]:
+    """(error, warning) for a token budget (use_dynamic_bsz) that examples do not fit: an example longer than the
+    budget runs alone in its micro-batch, over the budget. None of them fitting is an error (the budget is
+    meaningless: a unit mistake?); some not fitting, a warning (those micro-batches need more memory)."""
+    if budget is None or not len(lengths):
+        return None, None
+    over = int((lengths > budget).sum())
+    if not over:
+        return None, None
+    key = f"data.max_token_len_per_gpu={budget // sp_size}"
+    what = f"{over} of {len(lengths)} training examples are longer than {key} (tokens per micro-batch and process"
+    if over == len(lengths):
+        return (
+            f"every training example is longer than {key} (tokens per micro-batch and process; the shortest has "
+            f"{int(lengths.min())} tokens): each micro-batch would be one example over the budget. Raise it above "
+            f"the longest example ({int(lengths.max())} tokens) or drop data.use_dynamic_bsz."
+        ), None
+    return None, (
+        f"warning: {what}; the longest has {int(lengths.max())}): each runs alone in a micro-batch, over the "
+        "budget. Raise the budget or lower data.max_length."
+    )

@@ -6,6 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from sftkit import dist
 from sftkit.errors import SftkitError
 
 
@@ -122,6 +123,21 @@ def check_disk(plan, model) -> None:
     problem = free_enough(Path(plan.train.output_dir), need)
     if problem:
         raise SftkitError(problem)
+
+
+def check_token_budget(plan, split) -> None:
+    """After tokenizing, before the model: token-budget micro-batches (data.use_dynamic_bsz) that no example fits
+    are an error, some examples over the budget a warning (training/batching.py)."""
+    if plan.token_budget is None:
+        return
+    from sftkit.data.dataset import column
+    from sftkit.training.batching import budget_problem
+
+    error, warning = budget_problem(column(split.dataset, "length"), plan.token_budget, plan.sp_size)
+    if error:
+        raise SftkitError(error)
+    if warning:
+        dist.print0(warning)
 
 
 def load_model(plan):
