@@ -193,6 +193,8 @@ def test_the_prompt_decides_whether_a_lists_order_matters(tmp_path: Path, capsys
     assert code == 0 and r["verdicts"]["wrong"] == 2 and r["correct"] == 3
     kept = pq.read_table(tmp_path / "c.parquet").to_pylist()
     assert [(row["id"], "3, 1, -2" in row["generated_solution"]) for row in kept] == [(0, 0), (1, 1), (2, 1)]
+    # prompts that change no verdict do not split the (gold, answer) pairs: ids 1 and 2 share one, as 0 and 3 do
+    assert r["grading"]["distinct_answers"] == 3
 
 
 def test_help_explains_the_routes_and_the_flag(capsys):

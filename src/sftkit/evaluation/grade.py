@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from sftkit.grading.inputs import stated_answer
-from sftkit.grading.judge import CORRECT
+from sftkit.grading.judge import CORRECT, relevant_question
 from sftkit.grading.pool import grade_pairs
 from sftkit.grading.report import NO_GOLD
 
@@ -43,9 +43,11 @@ def grade_texts(
     filter` reads it from the row's prompt."""
     if len(golds) != len(texts):
         raise ValueError(f"{len(golds)} gold answers for {len(texts)} texts: give one gold answer per text")
+    if questions is not None and len(questions) != len(texts):
+        raise ValueError(f"{len(questions)} questions for {len(texts)} texts: give one question (or None) per text")
     done = finished if finished is not None else [True] * len(texts)
     finals = [stated_answer(t) if ok else (None, None) for t, ok in zip(texts, done)]
-    asked = questions or [None] * len(texts)
+    asked = [relevant_question(q) for q in questions] if questions else [None] * len(texts)
     pairs = list(dict.fromkeys((g, a, q) for g, (a, _), q in zip(golds, finals, asked) if g is not None))
     verdict_of = dict(zip(pairs, grade_pairs(pairs, timeout, workers, progress=progress)))
     why = ungraded or [None] * len(texts)

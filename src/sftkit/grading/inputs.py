@@ -17,7 +17,7 @@ from sftkit.data.parquet import kind_of
 from sftkit.data.rows import RowReport, iter_rows
 from sftkit.errors import SftkitError
 from sftkit.grading.extract import extract_answer, final_answer
-from sftkit.grading.judge import clean
+from sftkit.grading.judge import clean, relevant_question
 
 SHOW_IDS = 5
 PROMPT_KEY = "prompt"
@@ -29,7 +29,7 @@ class Solution(NamedTuple):
     id: str
     answer: str | None  # the final answer's text, cleaned; None when the solution states none
     route: str | None  # how the answer was found: extract.MARKER, extract.PROSE, or None
-    question: str | None = None  # the row's prompt as text (one object per id), for the judge; None without one
+    question: str | None = None  # the row's prompt as text (one object per id) where the judge reads it, else None
 
 
 class Metadata(NamedTuple):
@@ -143,7 +143,7 @@ def read_solutions(
 ) -> tuple[list[Solution], dict]:
     """Every usable row -> Solution (the final answer extracted here: cheap), and the column types seen."""
     solutions, kinds, index, prompts = [], defaultdict(Counter), {path: i for i, path in enumerate(files)}, _Prompts()
-    questions: dict[str, str | None] = {}  # id -> its prompt's text, kept once (the prompts of an id are one)
+    questions: dict[str, str | None] = {}  # id -> its prompt's text for the judge, once (an id has one prompt)
     for path, line, row in iter_rows(files, report, required=(response_key,)):
         key = normalize_id(row.get(id_key))
         if key is None:
@@ -153,7 +153,7 @@ def read_solutions(
         if row.get(PROMPT_KEY) is not None:
             prompts.check(key, row[PROMPT_KEY], f"{path}:{line}")
             if key not in questions:
-                questions[key] = question_text(row[PROMPT_KEY])
+                questions[key] = relevant_question(question_text(row[PROMPT_KEY]))
         for name, value in row.items():
             kinds[name][kind_of(value)] += 1
         answer, route = stated_answer(row[response_key], require_marker)

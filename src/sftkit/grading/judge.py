@@ -3,7 +3,8 @@
 - `clean(answer)`: the answer without delimiters, currency, thousands separators, units and degree signs.
 - `judge(gold, answer, question=None)`: a verdict, comparing with math-verify (or as text / multiple-choice
   letters); a bare list is compared as a set, or item by item in order where the question asks for an order
-  (`order.asks_order`: "Enter the roots in increasing order").
+  (`order.asks_order`: "Enter the roots in increasing order"); `relevant_question(question)`: the question, or
+  None where it changes no verdict.
 
 Gold answers are compared as the MATH dataset writes them: `\\text{(A)}`, `\\text{A,D}`, `\\$3800`, `10\\%`,
 `90^\\circ`, `5\\text{ cm}`, `\\dfrac`, `\\frac12`, `x \\in [2, 5)`, intervals, sets, tuples, matrices, `\\pm`,
@@ -260,6 +261,12 @@ def _same_variable(gold: str, answer: str) -> str:
     if not g or not a or g[1] != a[1] or g[2] == a[2] or re.search(rf"(?<![A-Za-z\\]){g[2]}(?![A-Za-z])", answer):
         return answer
     return re.sub(rf"(?<![A-Za-z\\]){a[2]}(?![A-Za-z])", g[2], answer)
+
+
+def relevant_question(question: str | None) -> str | None:
+    """The question where a verdict may depend on it (it asks for an order), else None: callers grade each distinct
+    (gold, answer, question) once, and most questions change no verdict (so their pairs stay shared)."""
+    return question if asks_order(question) else None
 
 
 def judge(gold: str, answer: str | None, question: str | None = None) -> str:
