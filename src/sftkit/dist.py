@@ -73,6 +73,18 @@ def process_gone(host: str | None, pid) -> bool:
     return False
 
 
+def close() -> None:
+    """The end of a successful run on every rank: wait for all of them, then tear the process group down. Without
+    the barrier a rank that is done first destroys its gloo/NCCL group while another still talks to it (3 of 7
+    Accelerate runs aborted at exit that way); without the teardown torch warns about a leaked group."""
+    if not distributed():
+        return
+    import torch.distributed as torch_dist
+
+    torch_dist.barrier()
+    torch_dist.destroy_process_group()
+
+
 def print0(*args, **kwargs) -> None:
     if is_main():
         print(*args, **kwargs, flush=True)

@@ -145,6 +145,7 @@ def run(plan: RunPlan, callbacks=()):
         model = modeling.load_model(plan)
         dist.on_main(lambda: modeling.check_disk(plan, model))
         trainer = make_trainer(plan, model, tokenizer, data, callbacks)
+        dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
         if saved is not None and saved["global_step"] >= planned_steps(plan, len(data.train)):
             from sftkit.training.finish import finish_finished
 
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe, rest = split_config(argv)
     trainer = run(plan_run(recipe, rest))
+    dist.close()  # every rank done: a barrier, then the process group is torn down
     from sftkit.training.preempt import EXIT_PREEMPTED
 
     return EXIT_PREEMPTED if trainer.preempted else 0

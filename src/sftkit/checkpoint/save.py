@@ -63,6 +63,7 @@ def train_state(trainer, rngs: list[dict]) -> dict:
         "samples_seen": trainer.state.global_step * plan.global_batch,
         "finished": trainer.state.global_step >= trainer.state.max_steps,
         "world_size": plan.world_size,
+        "sharding": str(trainer.sharding),  # FSDP2 over 4 ranks / DDP over 2 ranks / none
         "rng_states": rngs,
         "config": plan.to_dict(),
         "base_model": base_model.fingerprint(plan.model.model_name_or_path),  # compared on resume

@@ -65,9 +65,11 @@ Final answer of a solution: the text after its last marker (\\boxed{}, "The answ
 "Answer:", "A:"); a solution without one is graded on its concluding statement ("Therefore, the area is $75$
 square units." -> 75), unless --require-marker. A later statement that plainly concludes with another value
 ("This gives $k = \\boxed{3}$. Therefore, the total is $15$.") overrides a boxed intermediate result. The report
-counts the final answers found after a marker, from the concluding statement (prose) and not found. Agreement
-with careful human grading, per data set, is in the README (benchmarks/RESULTS.md): e.g. 81/81 on our labelled
-competition-math rows never used for tuning, all 600 of the GSM8K sample.
+counts the final answers found after a marker, from the concluding statement (prose) and not found. A list
+answer ("2, 4, 3") is compared as a set, or in order where the row's `prompt` asks for an order ("in increasing
+order", "in that order", "from least to greatest"). Agreement with careful human grading, per data set, is in the
+README (benchmarks/RESULTS.md): e.g. 81/81 on our labelled competition-math rows never used for tuning, all 600 of
+the GSM8K sample.
 
 Accuracy counts every solution read; solutions whose id has no metadata or no gold answer are ungraded (not
 correct) and counted beside it: "accuracy: 5/10 = 50.00% (5 ungraded: no gold answer)".

@@ -30,7 +30,7 @@ from trl import SFTTrainer
 from sftkit import dist
 from sftkit.checkpoint import layout, state
 from sftkit.data.labels import IGNORE
-from sftkit.training import batching, loader, nonfinite
+from sftkit.training import batching, loader, nonfinite, sharding
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 from sftkit.training.preempt import StopRequest
 
@@ -53,6 +53,7 @@ class SftkitTrainer(SFTTrainer):
         self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
+        self.sharding = sharding.running(self.accelerator)  # what Accelerate really runs (FSDP2, DDP, none)
 
     @property
     def dp_rank(self) -> int:
