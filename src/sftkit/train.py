@@ -180,6 +180,10 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
     peft_config = (
         modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if plan.lora else None
     )
+    if plan.data.share_prompts:  # before PEFT wraps the model (as ulysses.setup)
+        from sftkit.training import shared_prompts
+
+        shared_prompts.setup(model, plan.attn_implementation)
     trainer = SftkitTrainer(
         model=model,
         args=plan.trainer_args,

@@ -113,6 +113,16 @@ class DataArguments:
             "length-grouped padded batches)."
         },
     )
+    share_prompts: bool = field(
+        default=False,
+        metadata={
+            "help": "Shared-prompt packing for rejection-sampled data: steps keep the solutions of one prompt "
+            "together, and those in one micro-batch are computed as one prompt prefix + N continuations in a "
+            "padding-free row (each attends to the prompt and causally to itself, with its own positions); loss, "
+            "denominator and gradients equal unshared training. Kernels: sdpa, flex_attention; not with sequence "
+            "parallelism. Off by default (benchmarks/RESULTS.md)."
+        },
+    )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})
     cache_dir: str | None = field(
         default=None,

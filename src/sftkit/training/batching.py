@@ -24,26 +24,49 @@ def _perm(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 
 
-def step_order(lengths: np.ndarray, global_batch: int, seed: int, epoch: int, order: str) -> list[np.ndarray]:
+def _perm_by_group(groups: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded shuffle of the prompts, each prompt's examples together (data.share_prompts)."""
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[_perm(len(first), seed)] = np.arange(len(first))
+    return np.lexsort((np.arange(len(groups)), rank[inverse]))
+
+
+def step_order(
+    lengths: np.ndarray, global_batch: int, seed: int, epoch: int, order: str, groups: np.ndarray | None = None
+) -> list[np.ndarray]:
     """The epoch's steps, each an array of example indices (the last one may be short). `order`: "grouped" (length
-    groups), "shuffled" (a seeded shuffle) or "sequential" (the files' order)."""
+    groups), "shuffled" (a seeded shuffle) or "sequential" (the files' order). `groups` (a prompt id per example,
+    data.share_prompts): the shuffle moves whole prompts, and length groups sort prompts by their longest example,
+    so the solutions of one prompt stay next to each other."""
     n = len(lengths)
     if order == "sequential":
         return [np.arange(i, min(i + global_batch, n)) for i in range(0, n, global_batch)]
-    order_ = _perm(n, seed * 1_000_003 + epoch)
+    order_ = _perm(n, seed * 1_000_003 + epoch) if groups is None else _perm_by_group(groups, seed * 1_000_003 + epoch)
     if order == "shuffled":
         return [order_[i : i + global_batch] for i in range(0, n, global_batch)]
     window = WINDOW * global_batch
     steps = []
     for start in range(0, n, window):
         chunk = order_[start : start + window]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        chunk = chunk[np.argsort(-_sort_lengths(lengths[chunk], None if groups is None else groups[chunk]),
+                                 kind="stable")]  # fmt: skip
         steps += [chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch)]
     # Full steps in random order; a short one (n not a multiple of the batch) goes last, so every step stays
     # aligned with a length group.
     full = [s for s in steps if len(s) == global_batch]
     short = [s for s in steps if len(s) != global_batch]
     return [full[i] for i in _perm(len(full), seed * 1_000_003 + epoch + 7919)] + short
+
+
+def _sort_lengths(lengths: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """The length each example is sorted by: its own, or its prompt's longest (a stable sort keeps prompts whole)."""
+    if groups is None:
+        return lengths
+    _, inverse = np.unique(groups, return_inverse=True)
+    longest = np.zeros(inverse.max() + 1, dtype=np.int64)
+    np.maximum.at(longest, inverse, lengths)
+    return longest[inverse]
 
 
 def share(step: np.ndarray, dp_rank: int, dp_size: int) -> np.ndarray:
@@ -61,16 +84,18 @@ def cost(lengths: Sequence[int], padding_free: bool) -> int:
 
 
 def micro_batches(
-    lengths: Sequence[int], micro_batch: int | None, budget: int | None, padding_free: bool
+    lengths: Sequence[int], micro_batch: int | None, budget: int | None, padding_free: bool, groups=None
 ) -> list[list[int]]:
     """Positions (0..len-1) of a rank's share cut into micro-batches: `micro_batch` at a time, or by the token
-    `budget` (longest first; an example longer than the budget goes alone)."""
+    `budget` (longest first; an example longer than the budget goes alone; with `groups`, a prompt id per
+    position, prompts by their longest example, each prompt's examples together)."""
     positions = list(range(len(lengths)))
     if budget is None:
         return [positions[i : i + micro_batch] for i in range(0, len(positions), micro_batch)]
+    key = _sort_lengths(np.asarray(lengths), None if groups is None else np.asarray(groups))
     batches: list[list[int]] = []
     current: list[int] = []
-    for i in sorted(positions, key=lambda i: -lengths[i]):
+    for i in sorted(positions, key=lambda i: -key[i]):
         if current and cost([lengths[j] for j in current + [i]], padding_free) > budget:
             batches.append(current)
             current = []

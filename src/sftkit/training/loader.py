@@ -74,8 +74,10 @@ class Examples:
 class StepSampler(Sampler[list[int]]):
     """For one data-parallel rank: its share of every step of the epoch (world-size independent steps)."""
 
-    def __init__(self, lengths: np.ndarray, global_batch: int, seed: int, order: str, dp_rank: int, dp_size: int):
+    def __init__(self, lengths: np.ndarray, global_batch: int, seed: int, order: str, dp_rank: int, dp_size: int,
+                 groups: np.ndarray | None = None):  # fmt: skip
         self.lengths, self.global_batch, self.seed, self.order = lengths, global_batch, seed, order
+        self.groups = groups  # a prompt id per example (data.share_prompts): its solutions drawn together
         self.dp_rank, self.dp_size, self.epoch = dp_rank, dp_size, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -85,7 +87,7 @@ class StepSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.global_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        for step in step_order(self.lengths, self.global_batch, self.seed, self.epoch, self.order):
+        for step in step_order(self.lengths, self.global_batch, self.seed, self.epoch, self.order, self.groups):
             yield share(step, self.dp_rank, self.dp_size).tolist()
 
 
@@ -96,10 +98,10 @@ class StepLoader(DataLoader):
         self.batch_sampler.set_epoch(epoch)
 
 
-def train_loader(dataset, lengths, plan, dp_rank: int) -> StepLoader:
+def train_loader(dataset, lengths, plan, dp_rank: int, groups: np.ndarray | None = None) -> StepLoader:
     t = plan.train
     seed = t.data_seed if t.data_seed is not None else t.seed  # transformers: data_seed, else seed, orders the data
-    sampler = StepSampler(lengths, plan.global_batch, seed, plan.order, dp_rank, plan.dp_size)
+    sampler = StepSampler(lengths, plan.global_batch, seed, plan.order, dp_rank, plan.dp_size, groups)
     workers = t.dataloader_num_workers
     return StepLoader(
         Examples(dataset),

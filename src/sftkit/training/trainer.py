@@ -30,7 +30,7 @@ from trl import SFTTrainer
 from sftkit import dist
 from sftkit.checkpoint import layout, state
 from sftkit.data.labels import IGNORE
-from sftkit.training import batching, loader, nonfinite, sharding
+from sftkit.training import batching, loader, nonfinite, sharding, shared_prompts
 from sftkit.training.metrics import StepCounter, flops_per_token, peak_flops
 from sftkit.training.preempt import StopRequest
 
@@ -53,6 +53,8 @@ class SftkitTrainer(SFTTrainer):
         self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
+        self.share_prompts = bool(getattr(plan.data, "share_prompts", False))  # shared_prompts.py
+        self.prompt_groups = shared_prompts.prompt_groups(self.train_dataset) if self.share_prompts else None
         self.sharding = sharding.running(self.accelerator)  # what Accelerate really runs (FSDP2, DDP, none)
 
     @property
@@ -75,6 +77,12 @@ class SftkitTrainer(SFTTrainer):
         batch = self.data_collator(examples or [self.filler])
         return self.sp.slice(batch) if self.sp is not None else batch
 
+    def collate_train(self, examples: list[dict]) -> dict:
+        """A training micro-batch: with data.share_prompts one row of shared prompts + continuations."""
+        if self.share_prompts:
+            return shared_prompts.pack(examples or [self.filler])
+        return self.collate(examples)
+
     def sequence_parallel(self):
         """Forwards inside run sequence-parallel (attention across the group); others, e.g. generation, do not."""
         return self.sp.running() if self.sp is not None else contextlib.nullcontext()
@@ -92,7 +100,10 @@ class SftkitTrainer(SFTTrainer):
         """This rank's examples cut into micro-batches, as many on every rank (FSDP and DDP collectives pair up)."""
         lengths = [len(ex["input_ids"]) for ex in step.examples]
         plan = self.plan
-        parts = batching.micro_batches(lengths, plan.micro_batch, plan.token_budget, plan.padding_free)
+        groups = [shared_prompts.prompt_length(ex["labels"]) for ex in step.examples] if self.share_prompts else None
+        groups = groups and [hash(tuple(ex["input_ids"][:n])) for ex, n in zip(step.examples, groups)]
+        padding_free = plan.padding_free or self.share_prompts  # the budget counts unshared lengths (an upper bound)
+        parts = batching.micro_batches(lengths, plan.micro_batch, plan.token_budget, padding_free, groups)
         count = torch.tensor(len(parts), device=self.args.device)
         if dist.distributed():
             torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MAX)
@@ -112,7 +123,7 @@ class SftkitTrainer(SFTTrainer):
             # its own accumulation; here the micro-batches are ours).
             sync = contextlib.nullcontext() if i == len(parts) - 1 else self.accelerator.no_sync(model)
             with sync, self.sequence_parallel():
-                loss = super().training_step(model, self.collate(part), num_items_in_batch)
+                loss = super().training_step(model, self.collate_train(part), num_items_in_batch)
             total = loss if total is None else total + loss
         self.loss_finite = bool(torch.isfinite(total).all())
         return total
@@ -133,8 +144,11 @@ class SftkitTrainer(SFTTrainer):
             return
         lengths = [[len(ex["input_ids"]) for ex in part if any(x != IGNORE for x in ex["labels"])] for part in parts]
         real = sum(map(sum, lengths))
-        computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
-                                     self.plan.padding_free) for part in parts)  # fmt: skip
+        if self.share_prompts:  # a packed row: no padding (the prompts it does not repeat are not counted either)
+            computed = sum(sum(p) or len(self.filler["input_ids"]) for p in lengths)
+        else:
+            computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
+                                         self.plan.padding_free) for part in parts)  # fmt: skip
         squares = sum(n * n for part in lengths for n in part)
         counts = torch.tensor([real, computed, squares], dtype=torch.float64)
         self.counter.add(counts)
