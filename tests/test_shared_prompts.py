@@ -30,7 +30,10 @@ def test_pack_builds_one_prefix_and_continuations_with_their_own_positions():
     assert labels == [IGNORE] * 5 + [20, 21, IGNORE, 22, 23, 24] + [IGNORE] * 3 + [30]
     layout = row["shared_layout"]
     assert layout.order == [0, 2, 1]
-    assert [(g.prefix, g.continuations) for g in layout.groups] == [((0, 4), [(4, 7), (7, 11)]), ((11, 11), [(11, 15)])]
+    assert [(g.prefix, g.continuations) for g in layout.groups] == [
+        ((0, 4), [(4, 7), (7, 11)]),
+        ((11, 11), [(11, 15)]),
+    ]
     # the row's shifted labels train exactly the unshared tokens (every segment starts with a -100 label)
     assert sum(x != IGNORE for x in labels[1:]) == sum(sum(x != IGNORE for x in e["labels"][1:]) for e in exs)
 
