@@ -63,7 +63,7 @@ class SftkitTrainer(SFTTrainer):
 
     # ---- data ----------------------------------------------------------------------------------------------
     def get_train_dataloader(self):
-        return loader.train_loader(self.train_dataset, self.train_lengths, self.plan, self.dp_rank)
+        return loader.train_loader(self.train_dataset, self.train_lengths, self.plan, self.dp_rank, self.prompt_groups)
 
     def get_eval_dataloader(self, eval_dataset=None):
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
