@@ -43,17 +43,21 @@ def test_a_recipe_named_outside_the_repository_is_the_shipped_one(tmp_path, monk
 @pytest.mark.slow
 def test_the_wheel_ships_recipes_and_accelerate_configs_and_the_shims_find_them(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)], check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     wheel = next(tmp_path.glob("sftkit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for name in ("sftkit/recipes/tiny.yaml", "sftkit/recipes/qwen1.5b-lora.yaml", "sftkit/accelerate_configs/fsdp4.yaml",
-                 "sftkit/accelerate_configs/cpu_ddp.yaml", "sftkit/config/train_help.txt"):  # fmt: skip
+    for name in ("sftkit/recipes/tiny.yaml", "sftkit/recipes/qwen1.5b-lora.yaml",
+                 "sftkit/accelerate_configs/fsdp4.yaml", "sftkit/accelerate_configs/cpu_ddp.yaml",
+                 "sftkit/config/train_help.txt"):  # fmt: skip
         assert name in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = "from sftkit.verl.shims import launch_command; c = launch_command('full', 2); print(c[c.index('--config_file') + 1])"
+    probe = (
+        "from sftkit.verl.shims import launch_command; c = launch_command('full', 2); "
+        "print(c[c.index('--config_file') + 1])"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                          env={**os.environ, "PYTHONPATH": str(site)}, check=True).stdout.strip()  # fmt: skip
     assert Path(out).is_file() and Path(out).is_relative_to(site)

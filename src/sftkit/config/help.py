@@ -48,7 +48,8 @@ def render() -> str:
     )
     refused = "\n".join(f"  --{name:<38} instead: {rule.instead}" for name, rule in sorted(REFUSED.items()))
     return (
-        f"{HEADER}\n{options}\nverl keys:\n{keys}\n\nTRL/transformers spellings, applied to the sftkit key:\n{aliases}\n"
+        f"{HEADER}\n{options}\nverl keys:\n{keys}\n"
+        f"\nTRL/transformers spellings, applied to the sftkit key:\n{aliases}\n"
         f"\nRefused (an error naming what to use instead; their defaults are accepted):\n{refused}\n"
     )
 
