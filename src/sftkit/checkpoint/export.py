@@ -61,9 +61,7 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
 
     ckpt, output = Path(ckpt), Path(output)
     if not is_complete(ckpt):
-        raise SftkitError(
-            f"{ckpt} is not a complete global_step_* checkpoint (needs {', '.join(REQUIRED)})."
-        )
+        raise SftkitError(f"{ckpt} is not a complete global_step_* checkpoint (needs {', '.join(REQUIRED)}).")
     refuse_inputs(output, "--output", [ckpt])  # the one convention of every command (sftkit.outputs)
     check_output(output, overwrite)
     cfg = load_state(ckpt)["config"]
