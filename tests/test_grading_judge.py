@@ -163,6 +163,8 @@ ANY_ORDER = "Enter all the roots, separated by commas."
         ("-2, 1, 3", "-2, 1, 3", IN_ORDER, True),
         ("-2, 1, 3", "(-2, 1, 3)", IN_ORDER, True),  # the ordered list written as a tuple
         ("-2, 1, 3", "(3, 1, -2)", IN_ORDER, False),
+        ("-2, 1, 3", "\\{-2, 1, 3\\}", IN_ORDER, True),  # as a set, or a list, but in the order asked
+        ("-2, 1, 3", "[3, 1, -2]", IN_ORDER, False),
         ("-2, 1, 3", "-2, 1, and 3", IN_ORDER, True),
         ("-2, 1, 3", "x = -2, x = 1, x = 3", IN_ORDER, True),
         ("-2, 1, 3", "x = 3, x = 1, x = -2", IN_ORDER, False),

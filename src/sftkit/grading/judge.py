@@ -222,18 +222,26 @@ def _judge_math(gold: str, answer: str, question: str | None = None) -> str:
 
 
 def _in_order(gold: str, answer: str, question: str | None) -> str | None:
-    """A bare list gold ("2, 4, 3") against the answer's list ("2, 3, 4", "(2, 3, 4)"), item by item, where the
-    question asks for an order; None otherwise (math-verify then compares the lists as sets, and tuples in order).
+    """A bare list gold ("2, 4, 3") against the answer's list ("2, 3, 4", "(2, 3, 4)", "\\{2, 3, 4\\}"), item by
+    item, where the question asks for an order; None otherwise (math-verify then compares lists as sets, tuples in
+    order).
     Each pair of items is judged as a whole answer (math-verify's comparison). Equations ("a = 1, b = 2") name
     their values: not compared by position."""
     items = _split_top(gold, ",")
     if len(items) < 2 or "=" in gold or "=" in answer or not asks_order(question):
         return None
-    inner = answer[1:-1] if answer[:1] == "(" and _closing(answer) == len(answer) - 1 else answer
+    inner = _unbracketed(answer)
     answered = [_LIST_AND.sub("", item) for item in _split_top(inner, ",")]
     if len(answered) != len(items):
         return WRONG
     return CORRECT if all(_judge_math(g.strip(), a.strip()) == CORRECT for g, a in zip(items, answered)) else WRONG
+
+
+def _unbracketed(s: str) -> str:
+    """The items of "(2, 3, 4)", "[2, 3, 4]" or "\\{2, 3, 4\\}" (a list written as a tuple or a set); `s` otherwise."""
+    if s.startswith("\\{") and s.endswith("\\}") and "\\}" not in s[2:-2]:
+        return s[2:-2]
+    return s[1:-1] if s[:1] in "([" and _closing(s) == len(s) - 1 else s
 
 
 def _closing(s: str) -> int:
