@@ -100,7 +100,8 @@ def test_fsdp2_resume_is_bit_exact_and_checkpoints_cross_with_ddp(assets, tmp_pa
 
     val = tmp_path / "val.parquet"
     val_file(assets, val, 5)  # 3 problems on rank 0, 2 (+1 repeated) on rank 1: ranks finish apart
-    probe = dict(val_files=f"[{val}]", eval_accuracy_samples=5, eval_accuracy_max_new_tokens=8, max_steps=6)
+    probe = dict(val_files=f"[{val}]", eval_accuracy_samples=5, eval_accuracy_max_new_tokens=8, max_steps=6,
+                 max_length=256)
     fsdp, ddp = tmp_path / "fsdp", tmp_path / "ddp"
     ev = tmp_path / "ev"
     proc = fsdp_launch(run_args(assets, fsdp, **probe), ev / "a", "fsdp2 full fp32 + probe, 6 steps")
@@ -180,14 +181,13 @@ def test_fsdp2_bf16_lora_and_sequence_parallel(assets, tmp_path):
     assert all(losses(b)[s] == losses(a)[s] for s in (3, 4)) and sorted(losses(b)) == [3, 4]
 
     sp = tmp_path / "sp"
-    proc = fsdp_launch(run_args(assets, sp, ulysses_sequence_parallel_size=2, train_batch_size=4,
-                                per_device_train_batch_size=4, eval_steps=0, **lora), ev / "sp",
+    free = dict(train_batch_size=4, per_device_train_batch_size=4, use_remove_padding="true", **lora)  # sp: no padding
+    proc = fsdp_launch(run_args(assets, sp, ulysses_sequence_parallel_size=2, eval_steps=0, **free), ev / "sp",
                        "fsdp2 lora + sequence parallel 2")  # fmt: skip
     assert_fsdp2(proc, ev / "sp", lora=True)
     assert "world_size: 2 (dp 1 x sp 2)" in proc.stdout
     one_sp = tmp_path / "one-sp"
-    train(assets, one_sp, max_steps=4, save_steps=0, eval_steps=0, train_batch_size=4, per_device_train_batch_size=4,
-          max_length=128, **lora)  # fmt: skip
+    train(assets, one_sp, max_steps=4, save_steps=0, eval_steps=0, max_length=128, **free)
     assert_same_losses(losses(one_sp), losses(sp), rel=1e-4)
 
 
