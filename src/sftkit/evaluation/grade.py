@@ -63,8 +63,10 @@ def grade(
     timeout: float = DEFAULT_TIMEOUT,
     workers: int = 1,
     finished: Sequence[bool] | None = None,
+    questions: Sequence[str | None] | None = None,
 ) -> list[bool]:
     """Whether each text's final answer equals the gold answer at the same index (`sftkit filter`'s verdict
-    "correct"; a generation cut at max_new_tokens never is). For the trainer: one process by default (no workers
-    forked from a process holding a model)."""
-    return [g.outcome == CORRECT for g in grade_texts(golds, texts, timeout, workers, finished=finished)]
+    "correct"; a generation cut at max_new_tokens never is; a list in order where the question asks for one). For
+    the trainer: one process by default (no workers forked from a process holding a model)."""
+    graded = grade_texts(golds, texts, timeout, workers, finished=finished, questions=questions)
+    return [g.outcome == CORRECT for g in graded]

@@ -63,7 +63,8 @@ class AccuracyProbe:
             batch_size=self.plan.train.per_device_eval_batch_size, synced_gpus=fsdp and self.plan.world_size > 1,
         )  # fmt: skip
         outs = outs[: len(mine)]
-        correct = grade([g for _, g in mine], [o[0].text for o in outs], finished=[o[0].finished for o in outs])
+        texts, finished = [o[0].text for o in outs], [o[0].finished for o in outs]
+        correct = grade([g for _, g in mine], texts, finished=finished, questions=[p for p, _ in mine])
         counts = torch.tensor([float(sum(correct)), float(len(mine))], device=trainer.args.device)
         if dist.distributed():
             torch.distributed.all_reduce(counts)
