@@ -1,6 +1,7 @@
 """One prepared check of the GPU paths (run by scripts/gpu_check.sh; `--cpu` dry-runs the same code on CPU).
 
-Environment report; tiny-model full and LoRA training under the FSDP config (1 process); bf16; padding-free with
+Environment report; tiny-model full and LoRA training under the FSDP config, one process per GPU (FSDP2 over all of
+the card's GPUs; one GPU runs it as one process, unsharded, and its row says so); bf16; padding-free with
 flash-attn (or flex attention); Liger if importable; a Qwen2.5-1.5B-shaped model with random weights for 30 steps
 with and without activation checkpointing (tokens/s, MFU, peak memory); checkpoint save + resume + export on the
 device. Prints a table last and appends it to benchmarks/RESULTS.md.
@@ -56,12 +57,18 @@ def record(name: str, rc: int, started: float, **numbers) -> None:
     ROWS.append({"check": name, "status": status, "seconds": round(time.time() - started, 1), **numbers})
 
 
+def sharding(output: str) -> str | None:
+    """What the run said it ran (`sharding: FSDP2 over 4 ranks`, `DDP over 2 ranks`, `none`): the row's label."""
+    said = [line for line in output.splitlines() if line.startswith("sharding: ")]
+    return said[-1].removeprefix("sharding: ").split(" — ")[0] if said else None
+
+
 def train(name: str, recipe: str, args: list[str], launcher: list[str], timeout: int = 300) -> dict:
     out = RUNS / name
     started = time.time()
-    rc, _ = sh([*launcher, "--config", recipe, f"output_dir={out}", "trainer.logger=console", *args], timeout)
+    rc, output = sh([*launcher, "--config", recipe, f"output_dir={out}", "trainer.logger=console", *args], timeout)
     numbers = metrics(out) if rc == 0 else {}
-    record(name, rc, started, **numbers)
+    record(name, rc, started, sharding=sharding(output), **numbers)
     return numbers
 
 
@@ -91,23 +98,14 @@ def main() -> None:
         f"data.val_files=[{RUNS / 'data/val.parquet'}]",
     ]
     steps = [*paths, "trainer.total_training_steps=20", "trainer.save_freq=10"]
-    fsdp = (
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--config_file",
-            "accelerate_configs/fsdp4.yaml",
-            "--num_processes",
-            "1",
-            "-m",
-            "sftkit.train",
-        ]
-        if gpu
-        else [*SFTKIT, "train"]
-    )
-    train("tiny-full-fsdp", "recipes/tiny.yaml", steps, fsdp)
-    train("tiny-lora-fsdp", "recipes/tiny-lora.yaml", steps, fsdp)
+    gpus = torch.cuda.device_count() if gpu else 0
+    # fsdp4.yaml with one process per GPU; the label says how many processes ran (the sharding column, what the
+    # run itself said it ran: FSDP2 over N ranks, or none for one process).
+    fsdp = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "accelerate_configs/fsdp4.yaml",
+            "--num_processes", str(gpus), "-m", "sftkit.train"] if gpus else [*SFTKIT, "train"]  # fmt: skip
+    how = f"fsdp4.yaml-{gpus}proc" if gpus else "1proc-cpu"
+    train(f"tiny-full-{how}", "recipes/tiny.yaml", steps, fsdp)
+    train(f"tiny-lora-{how}", "recipes/tiny-lora.yaml", steps, fsdp)
     single = [*SFTKIT, "train"]
     kernel = (
         ["model.use_flash_attention=true"]
@@ -124,7 +122,7 @@ def main() -> None:
     sh([*SFTKIT, "tiny-model", big, "--shape", shape])
     n = args.steps if gpu else 4
     base = [
-        *paths,
+        *paths[1:],  # the data; the model is this one (a key set twice is refused)
         f"model_name_or_path={big}",
         f"trainer.total_training_steps={n}",
         "trainer.save_freq=100000",
@@ -184,6 +182,7 @@ def report(device: str, torch, results: Path) -> None:
     keys = [
         "check",
         "status",
+        "sharding",
         "seconds",
         "tokens_per_second",
         "mfu",

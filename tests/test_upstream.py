@@ -150,3 +150,30 @@ def test_overridden_public_methods_are_documented_at_the_override(name):
     doc = inspect.getdoc(SftkitTrainer) or ""
     module_doc = inspect.getmodule(SftkitTrainer).__doc__
     assert name in module_doc or name in doc
+
+
+def test_accelerate_drops_fsdp_on_cpu_by_the_condition_fsdp_launch_patches():
+    """tests/fsdp_launch.py repeats for MULTI_CPU what this branch of AcceleratorState.__init__ does for GPU-like
+    types, and training/sharding.py says 'DDP ... Accelerate runs FSDP2 only on GPUs'. An Accelerate that changes
+    the condition (FSDP on CPU, another branch) fails here: adapt the patch and the message then."""
+    from accelerate.state import AcceleratorState
+
+    source = inspect.getsource(AcceleratorState.__init__)
+    start = source.index("elif self.distributed_type in [")
+    types = source[start : source.index("]:", start)]
+    assert "DistributedType.MULTI_GPU" in types and "MULTI_CPU" not in types
+    branch = source[start : source.index('PartialState._shared_state["distributed_type"]', start)]
+    for snippet in (
+        "self.distributed_type = DistributedType.FSDP",
+        "fsdp_plugin.set_mixed_precision(self._mixed_precision)",
+        "self.fsdp_plugin = fsdp_plugin",
+    ):
+        assert snippet in branch, snippet
+
+
+def test_accelerate_launch_tells_the_processes_an_fsdp_config_was_asked_for():
+    """training/sharding.asked reads what `accelerate launch` exports for an FSDP config."""
+    from accelerate.utils import launch
+
+    source = inspect.getsource(launch.prepare_multi_gpu_env)
+    assert 'current_env["ACCELERATE_USE_FSDP"] = "true"' in source and 'current_env["FSDP_VERSION"]' in source

@@ -61,13 +61,3 @@ def running(accelerator, environ: Mapping[str, str] = os.environ) -> Sharding:
         kind = "DDP" if ranks > 1 else "none"
     wanted = asked(environ)
     return Sharding(kind, ranks, wanted if wanted not in (None, kind) else None)
-
-
-def check_wrapped(model, sharding: Sharding) -> None:
-    """After Accelerate prepared the model: FSDP2 really wrapped it (an FSDPModule), as the start-up line said."""
-    if sharding.kind != "FSDP2":
-        return
-    from torch.distributed.fsdp import FSDPModule
-
-    if not isinstance(model, FSDPModule):
-        raise RuntimeError(f"sharding: FSDP2 was set up, but the prepared model is a {type(model).__name__}")
