@@ -112,7 +112,7 @@ def main(argv: list[str]) -> int:
     patch_accelerate()
     from sftkit import dist
     from sftkit.config.plan import plan_run
-    from sftkit.errors import user_errors
+    from sftkit.dist import user_errors
     from sftkit.train import run, split_config
 
     evidence = Evidence(folder)

@@ -9,7 +9,9 @@ waiting forever at the next collective.
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -155,3 +157,27 @@ def agree(fn: Callable[[], T]) -> T:
             raise crash
         raise RuntimeError(f"rank {r} failed ({message}); see its traceback")
     return result
+
+
+# ---- user errors: printed once (rank 0), exit code, no traceback ------------------------------------------------
+def report(exc: SftkitError) -> None:
+    """`error: ...` on stderr: by rank 0 for errors every rank raises (config, data, decisions shared by the
+    ranks); by any rank for an error only it can see."""
+    if is_main():
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    elif not exc.shared and world_size() > 1 and distributed():
+        print(f"error (rank {rank()}): {exc}", file=sys.stderr, flush=True)
+
+
+def user_errors(func: Callable[..., int]) -> Callable[..., int]:
+    """Turn SftkitError into `error: ...` on stderr (once) and its exit code (2), instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return func(*args, **kwargs)
+        except SftkitError as exc:
+            report(exc)
+            return exc.exit_code
+
+    return wrapper

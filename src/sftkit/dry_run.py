@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sftkit.data.labels import IGNORE
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 
 if TYPE_CHECKING:  # heavy imports only where the dry run starts (`--help` stays instant)
     import numpy as np

@@ -1,10 +1,6 @@
-"""User-facing errors: one clear message, no traceback, exit code 2 — printed once, by rank 0."""
+"""User-facing errors: one clear message, no traceback, exit code 2 (printed once, by rank 0: dist.user_errors)."""
 
 from __future__ import annotations
-
-import functools
-import sys
-from collections.abc import Callable
 
 
 class SftkitError(Exception):
@@ -26,28 +22,3 @@ def closest(name: str, choices, n: int = 3) -> str:
 
     matches = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
     return f" Did you mean: {', '.join(matches)}?" if matches else ""
-
-
-def report(exc: SftkitError) -> None:
-    """`error: ...` on stderr: by rank 0 for errors every rank raises (config, data, decisions shared by the
-    ranks); by any rank for an error only it can see."""
-    from sftkit import dist
-
-    if dist.is_main():
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-    elif not exc.shared and dist.world_size() > 1 and dist.distributed():
-        print(f"error (rank {dist.rank()}): {exc}", file=sys.stderr, flush=True)
-
-
-def user_errors(func: Callable[..., int]) -> Callable[..., int]:
-    """Turn SftkitError into `error: ...` on stderr (once) and its exit code (2), instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs) -> int:
-        try:
-            return func(*args, **kwargs)
-        except SftkitError as exc:
-            report(exc)
-            return exc.exit_code
-
-    return wrapper

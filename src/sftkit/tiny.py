@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sftkit.errors import user_errors
+from sftkit.dist import user_errors
 
 ASSETS = Path(__file__).parent / "assets"
 QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."

@@ -24,7 +24,8 @@ from sftkit.data.normalize import digest, solution_key
 from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
 from sftkit.data.prepare_report import build, format_report, sources_report
 from sftkit.data.rows import RowReport, expand_inputs, iter_rows
-from sftkit.errors import SftkitError, closest, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError, closest
 from sftkit.outputs import check_output_dir
 
 SUFFIXES = (".jsonl", ".json", ".parquet")

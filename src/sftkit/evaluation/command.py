@@ -17,7 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from sftkit import dist
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 from sftkit.evaluation import backends
 from sftkit.evaluation.generate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS, Generated, Sampling
 from sftkit.evaluation.grade import DEFAULT_TIMEOUT, Graded, grade_texts

@@ -18,7 +18,8 @@ from pathlib import Path
 from sftkit import dist
 from sftkit.data.parquet import plan_columns
 from sftkit.data.rows import RowReport, expand_inputs
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 from sftkit.grading.inputs import SHOW_IDS, Metadata, Solution, load_metadata, read_solutions
 from sftkit.grading.judge import CORRECT
 from sftkit.grading.outputs import check_outputs, write_rows

@@ -14,7 +14,8 @@ import argparse
 import shutil
 import time
 
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 from sftkit.rounds import launch, recipe, report, stages, steps
 from sftkit.rounds.plan import Plan
 from sftkit.rounds.stages import Stage

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from sftkit import resources
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 from sftkit.verl.keys import SEED_DEFAULTS
 
 USAGE = """usage: [ENV=value ...] bash scripts/run_sft_{training,peft}.sh [key=value ...]
