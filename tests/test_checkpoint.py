@@ -16,7 +16,6 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
 from sftkit.checkpoint import export
 from sftkit.checkpoint import layout as checkpoint
-from sftkit.checkpoint import state as ckpt_state
 from sftkit.errors import SftkitError
 
 pytestmark = pytest.mark.slow
@@ -82,7 +81,7 @@ def test_checkpoint_of_another_run_is_refused_with_the_differences(assets, tmp_p
     assert "learning_rate" in str(err.value) and "resume_ignore_mismatch" in str(err.value)
     # The output folder, logger and resume settings are not compared; with the flag it goes on.
     train(assets, out, resume_from_checkpoint="auto", max_length=128, resume_ignore_mismatch="true")
-    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
+    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
 
 
 def test_resume_compares_the_base_weights_clipping_and_precision(assets, tmp_path):
@@ -104,7 +103,7 @@ def test_resume_compares_the_base_weights_clipping_and_precision(assets, tmp_pat
     assert "max_grad_norm: checkpoint 1.0 vs now 0.5" in message and "bf16: checkpoint False vs now True" in message
     moved = {**lora, "model_name_or_path": tmp_path / "moved"}
     train(assets, out, resume_from_checkpoint="auto", **moved)
-    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
+    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
 
 
 def test_incomplete_checkpoint_is_refused(assets, tmp_path):
@@ -128,7 +127,7 @@ def test_pruning_keeps_newest_and_final_and_save_initial(assets, tmp_path):
 def test_save_initial_writes_step_zero(assets, tmp_path):
     out = tmp_path / "run"
     train(assets, out, max_steps=2, save_steps=0, save_initial="true")
-    state = ckpt_state.load_state(out / "global_step_0")
+    state = checkpoint.load_state(out / "global_step_0")
     assert state["global_step"] == 0
     initial = AutoModelForCausalLM.from_pretrained(assets["model"]).state_dict()
     saved = model_pt(out / "global_step_0")
@@ -220,7 +219,7 @@ def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(a
     assert not (out / "global_step_4").exists() or done
     assert checkpoint.find_latest(out).name == ("global_step_4" if done else "global_step_2")
     train(assets, out, max_steps=6, save_steps=2, eval_steps=0, resume_from_checkpoint="auto")
-    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 6
+    assert checkpoint.load_state(out / "global_step_final")["global_step"] == 6
 
 
 def test_export_cli_of_a_numbered_checkpoint(assets, tmp_path):

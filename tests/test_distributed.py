@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, overrides, train
-from sftkit.checkpoint import state as ckpt_state
+from sftkit.checkpoint import layout
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -65,8 +65,8 @@ def test_two_processes_match_one_and_resume_across_world_sizes(assets, odd_val, 
     # Rank 0 alone writes: one line per step in metrics.jsonl, one rng state per rank in the checkpoint.
     rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
     assert len([r for r in rows if "loss" in r]) == 6
-    assert len(ckpt_state.load_state(two / "global_step_2")["rng_states"]) == 2
-    assert ckpt_state.load_state(two / "global_step_2")["world_size"] == 2
+    assert len(layout.load_state(two / "global_step_2")["rng_states"]) == 2
+    assert layout.load_state(two / "global_step_2")["world_size"] == 2
 
     # 2 -> 1: resume the 2-process checkpoint in one process (same global batch) ...
     down = tmp_path / "down"
@@ -198,7 +198,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(assets, tmp_path
     proc.communicate(timeout=300)
     saved = list(out.glob("global_step_*"))
     assert len(saved) == 1 and saved[0].name != "global_step_final", saved
-    state = ckpt_state.load_state(saved[0])
+    state = layout.load_state(saved[0])
     assert 3 <= state["global_step"] < 40 and len(state["rng_states"]) == 2  # both ranks took part in the save
     assert max(losses(out)) == state["global_step"]
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, model_pt, overrides, train
-from sftkit.checkpoint import state as ckpt_state
+from sftkit.checkpoint import layout
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 FSDP4 = str(ROOT / "accelerate_configs/fsdp4.yaml")
@@ -78,7 +78,7 @@ def test_fsdp2_trains_sharded_and_matches_one_process(assets, tmp_path, monkeypa
     out, evidence = tmp_path / "fsdp", tmp_path / "evidence"
     proc = fsdp_launch(run_args(assets, out, max_steps=2, eval_steps=0), evidence, "fsdp2 full fp32 (default)")
     assert_fsdp2(proc, evidence)
-    assert ckpt_state.load_state(out / "global_step_final")["sharding"] == "FSDP2 over 2 ranks"
+    assert layout.load_state(out / "global_step_final")["sharding"] == "FSDP2 over 2 ranks"
     assert (out / "global_step_final" / "huggingface" / "model.safetensors").is_file()
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
@@ -88,7 +88,7 @@ def test_fsdp2_trains_sharded_and_matches_one_process(assets, tmp_path, monkeypa
     said = capsys.readouterr().out
     assert "sharding: none — the accelerate config asks for FSDP2, not run: one process" in said
     assert_same_losses(losses(one), losses(out))
-    assert ckpt_state.load_state(one / "global_step_final")["sharding"] == "none"
+    assert layout.load_state(one / "global_step_final")["sharding"] == "none"
 
 
 @pytest.mark.extended
@@ -100,8 +100,9 @@ def test_fsdp2_resume_is_bit_exact_and_checkpoints_cross_with_ddp(assets, tmp_pa
 
     val = tmp_path / "val.parquet"
     val_file(assets, val, 5)  # 3 problems on rank 0, 2 (+1 repeated) on rank 1: ranks finish apart
-    probe = dict(val_files=f"[{val}]", eval_accuracy_samples=5, eval_accuracy_max_new_tokens=8, max_steps=6,
-                 max_length=256)
+    probe = dict(
+        val_files=f"[{val}]", eval_accuracy_samples=5, eval_accuracy_max_new_tokens=8, max_steps=6, max_length=256
+    )
     fsdp, ddp = tmp_path / "fsdp", tmp_path / "ddp"
     ev = tmp_path / "ev"
     proc = fsdp_launch(run_args(assets, fsdp, **probe), ev / "a", "fsdp2 full fp32 + probe, 6 steps")
@@ -109,7 +110,7 @@ def test_fsdp2_resume_is_bit_exact_and_checkpoints_cross_with_ddp(assets, tmp_pa
     plain = fsdp_launch(run_args(assets, ddp, **probe), None, "fsdp4.yaml unpatched (DDP), 6 steps")
     said = "sharding: DDP over 2 ranks — the accelerate config asks for FSDP2, not run: Accelerate runs FSDP2 only"
     assert said in plain.stdout
-    assert ckpt_state.load_state(ddp / "global_step_2")["sharding"] == "DDP over 2 ranks"
+    assert layout.load_state(ddp / "global_step_2")["sharding"] == "DDP over 2 ranks"
     a, b = losses(fsdp), losses(ddp)
     assert_same_losses(a, b)
     assert_generated_as_one_process(found, fsdp / "global_step_final" / "huggingface")

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, model_pt, overrides
-from sftkit.checkpoint import state as ckpt_state
+from sftkit.checkpoint import layout
 from sftkit.config.plan import plan_run
 from sftkit.errors import SftkitError
 
@@ -56,7 +56,7 @@ def test_sp2_matches_one_process_and_resumes_without_sp(assets, tmp_path):
     val = lambda out: [r for r in (out / "metrics.jsonl").read_text().splitlines() if "val_loss" in r]  # noqa: E731
     assert len(val(sp)) == 2
     # a checkpoint written with sp=2 resumes in one process (layout and data position are the same)
-    assert ckpt_state.load_state(sp / "global_step_2")["config"]["sp_size"] == 2
+    assert layout.load_state(sp / "global_step_2")["config"]["sp_size"] == 2
     resumed = tmp_path / "resumed"
     launch("single", args(assets, resumed, resume_from_checkpoint=sp / "global_step_2"))
     lr, lo = losses(resumed), losses(one)

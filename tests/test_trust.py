@@ -72,7 +72,7 @@ def test_new_data_in_the_same_folder_is_refused_on_auto_resume(assets, tmp_path,
 def test_data_fingerprint_is_in_train_state(assets, tmp_path):
     out = tmp_path / "run"
     train(assets, out, max_steps=2, save_steps=0, eval_steps=0)
-    data = ckpt_state.load_state(out / "global_step_final")["data"]
+    data = layout.load_state(out / "global_step_final")["data"]
     assert data["rows"] == 540 and len(data["files_digest"]) == 32 and data["examples"] == 540
 
 
@@ -89,7 +89,7 @@ def test_preemption_saves_at_the_step_boundary_and_auto_resumes_exactly(assets, 
     assert "received: stopping after this optimizer step" in proc.stderr
     saved = [p for p in stopped.glob("global_step_*")]
     assert len(saved) == 1 and saved[0].name != "global_step_final" and layout.is_complete(saved[0])
-    step = ckpt_state.load_state(saved[0])["global_step"]
+    step = layout.load_state(saved[0])["global_step"]
     assert 3 <= step < 24 and (stopped / "latest").read_text().strip() == saved[0].name
     assert max(losses(stopped)) == step  # logged up to the step it saved, nothing after
     train(assets, stopped, resume_from_checkpoint="auto", **settings)
@@ -117,7 +117,7 @@ def test_preempted_at_the_last_step_resumes_to_a_final_checkpoint_without_traini
     train(assets, out, max_steps=4, save_steps=0, eval_steps=0, resume_from_checkpoint="auto")
     assert "writing global_step_final, training nothing" in capsys.readouterr().out
     assert losses(out) == before  # no step 5
-    assert ckpt_state.load_state(out / "global_step_final")["global_step"] == 4
+    assert layout.load_state(out / "global_step_final")["global_step"] == 4
     assert (out / "global_step_final" / "huggingface" / "config.json").is_file()
     train(assets, out, max_steps=4, save_steps=0, eval_steps=0, resume_from_checkpoint="auto")
     assert "done already" in capsys.readouterr().out and losses(out) == before
@@ -225,7 +225,7 @@ def test_printed_saved_and_trainer_config_are_the_plan_s(assets, tmp_path, capsy
     plan = plan_run(None, overrides(assets, tmp_path / "run", max_steps=2, save_steps=0, eval_steps=0), environ={})
     trainer = run(plan)
     printed = capsys.readouterr().out
-    saved = ckpt_state.load_state(tmp_path / "run" / "global_step_final")["config"]
+    saved = layout.load_state(tmp_path / "run" / "global_step_final")["config"]
     assert trainer.plan is plan and trainer.args is plan.trainer_args
     assert saved == plan.to_dict()
     for key, origin in plan.sources.items():

@@ -18,7 +18,8 @@ import shutil
 from pathlib import Path
 
 from sftkit.checkpoint.layout import MODEL, REQUIRED, holds_checkpoints, is_complete
-from sftkit.errors import SftkitError, user_errors
+from sftkit.dist import user_errors
+from sftkit.errors import SftkitError
 from sftkit.outputs import refuse_inputs
 
 EXPORT_MARKERS = ("config.json", "adapter_config.json")  # what makes a folder "an earlier export"
@@ -57,7 +58,7 @@ def check_output(output: Path, overwrite: bool) -> None:
 
 
 def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = False, overwrite: bool = False) -> Path:
-    from sftkit.checkpoint.state import load_state
+    from sftkit.checkpoint.layout import load_state
 
     ckpt, output = Path(ckpt), Path(output)
     if not is_complete(ckpt):
@@ -89,9 +90,9 @@ def export_checkpoint(ckpt: str | Path, output: str | Path, merge_lora: bool = F
 
 
 def _load_weights(ckpt: Path) -> dict:
-    from sftkit.checkpoint.state import _load
+    from sftkit.checkpoint.layout import read
 
-    return _load(ckpt / MODEL, "model weights", weights_only=True)
+    return read(ckpt / MODEL, "model weights", weights_only=True)
 
 
 def _export_full(ckpt: Path, cfg: dict, tmp: Path) -> None:

@@ -130,6 +130,26 @@ def copy_checkpoint(source: Path, output_dir: str | Path, name: str) -> Path:
     return _publish(output_dir, name, fill)
 
 
+# ---- reading the files of a checkpoint ----------------------------------------------------------------------
+def read(path: Path, what: str, weights_only: bool, mmap: bool = False):
+    """torch.load with a message naming the file when it is truncated or not a checkpoint file at all."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap)
+    except Exception as exc:  # truncated zip, garbage, pickle errors: torch raises many kinds
+        raise SftkitError(
+            f"{path} cannot be read as {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}): the file is "
+            "damaged or was not written by sftkit. Resume from an earlier checkpoint (or "
+            "trainer.resume_from_checkpoint=auto, which takes the newest complete one)."
+        ) from None
+
+
+def load_state(path: str | Path) -> dict:
+    state = read(Path(path) / STATE, "a train state", weights_only=False)
+    if not isinstance(state, dict) or "global_step" not in state:
+        raise SftkitError(f"{Path(path) / STATE} is not an sftkit train state (no global_step in it).")
+    return state
+
+
 def step_of(path: Path) -> int:
     m = NUMBERED.match(path.name)
     return int(m.group(1)) if m else -1
@@ -153,8 +173,6 @@ def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
 
 def saved_at(path: Path) -> float:
     """When a checkpoint was written: recorded in train_state.pt (the file's time for older checkpoints)."""
-    from sftkit.checkpoint.state import load_state
-
     try:
         return float(load_state(path).get("saved_at") or (path / STATE).stat().st_mtime)
     except Exception:  # unreadable: treat as oldest

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from sftkit import dist
 from sftkit.checkpoint import base_model
-from sftkit.checkpoint.layout import find_latest, holds_checkpoints, is_complete, missing
-from sftkit.checkpoint.state import load_state
+from sftkit.checkpoint.layout import find_latest, holds_checkpoints, is_complete, load_state, missing
 from sftkit.errors import SftkitError
 
 # What shapes the training. Not compared: output folder, logger, resume settings, world size and micro batch

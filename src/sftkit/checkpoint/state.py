@@ -20,7 +20,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from sftkit.checkpoint.layout import MODEL, OPTIM, STATE
+from sftkit.checkpoint.layout import MODEL, OPTIM, read
 from sftkit.dist import distributed, gather
 from sftkit.errors import SftkitError
 
@@ -75,27 +75,8 @@ def tensor_bytes(obj, seen: set | None = None) -> int:
     return 0
 
 
-def _load(path: Path, what: str, weights_only: bool, mmap: bool = False):
-    """torch.load with a message naming the file when it is truncated or not a checkpoint file at all."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=mmap)
-    except Exception as exc:  # truncated zip, garbage, pickle errors: torch raises many kinds
-        raise SftkitError(
-            f"{path} cannot be read as {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}): the file is "
-            "damaged or was not written by sftkit. Resume from an earlier checkpoint (or "
-            "trainer.resume_from_checkpoint=auto, which takes the newest complete one)."
-        ) from None
-
-
-def load_state(path: str | Path) -> dict:
-    state = _load(Path(path) / STATE, "a train state", weights_only=False)
-    if not isinstance(state, dict) or "global_step" not in state:
-        raise SftkitError(f"{Path(path) / STATE} is not an sftkit train state (no global_step in it).")
-    return state
-
-
 def load_model(model, path: str | Path, lora: bool) -> None:
-    sd = _load(Path(path) / MODEL, "model weights", weights_only=True, mmap=True)
+    sd = read(Path(path) / MODEL, "model weights", weights_only=True, mmap=True)
     options = StateDictOptions(full_state_dict=distributed(), strict=not lora)
     try:
         set_model_state_dict(model, sd, options=options)
@@ -108,7 +89,7 @@ def load_model(model, path: str | Path, lora: bool) -> None:
 
 
 def load_optimizer(model, optimizer, path: str | Path) -> None:
-    osd = _load(Path(path) / OPTIM, "an optimizer state", weights_only=True, mmap=True)
+    osd = read(Path(path) / OPTIM, "an optimizer state", weights_only=True, mmap=True)
     if not osd:  # global_step_0: saved before the first step, nothing to restore
         return
     set_optimizer_state_dict(model, optimizer, osd, options=StateDictOptions(full_state_dict=distributed()))

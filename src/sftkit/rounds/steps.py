@@ -192,7 +192,7 @@ def train_numbers(folder: Path) -> dict:
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
     losses = [r["loss"] for r in rows if r.get("loss") is not None]
     val = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
-    from sftkit.checkpoint.state import load_state
+    from sftkit.checkpoint.layout import load_state
 
     state = load_state(folder / "global_step_final")
     identity = state.get("data") or {}

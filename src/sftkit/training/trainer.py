@@ -256,14 +256,14 @@ class SftkitTrainer(SFTTrainer):
         if checkpoint is None:
             return
         state.load_optimizer(self.model, self.optimizer, checkpoint)  # no-op for global_step_0
-        sched = state._load(Path(checkpoint) / layout.SCHED, "a scheduler state", weights_only=False)
+        sched = layout.read(Path(checkpoint) / layout.SCHED, "a scheduler state", weights_only=False)
         if sched and self.lr_scheduler is not None:
             self.lr_scheduler.load_state_dict(sched)
 
     def _load_rng_state(self, checkpoint):
         if checkpoint is None:
             return
-        states = state.load_state(checkpoint)["rng_states"]
+        states = layout.load_state(checkpoint)["rng_states"]
         # Same world size: each rank its own state. Another world size: rank r takes state r mod saved ranks
         # (dropout masks differ from the original run then; the data order does not depend on these states).
         state.set_rng_state(states[self.args.process_index % len(states)])
