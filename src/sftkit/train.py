@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sftkit import dist
-from sftkit.errors import user_errors
+from sftkit.dist import user_errors
 
 if TYPE_CHECKING:  # the plan's module imports TRL: only where a run starts (`--help` stays instant)
     from sftkit.config.plan import RunPlan
@@ -121,7 +121,7 @@ def run(plan: RunPlan, callbacks=()):
     """Train as planned; returns the trainer (its model is the in-memory model at the end of training)."""
     from transformers import set_seed
 
-    from sftkit.checkpoint import resume
+    from sftkit.checkpoint import resume, size
     from sftkit.checkpoint.lock import RunLock
     from sftkit.training import modeling
 
@@ -143,7 +143,7 @@ def run(plan: RunPlan, callbacks=()):
         setup_wandb(plan)
         set_seed(t.seed)
         model = modeling.load_model(plan)
-        dist.on_main(lambda: modeling.check_disk(plan, model))
+        dist.on_main(lambda: size.check_disk(plan, model))
         trainer = make_trainer(plan, model, tokenizer, data, callbacks)
         dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
         if saved is not None and saved["global_step"] >= planned_steps(plan, len(data.train)):

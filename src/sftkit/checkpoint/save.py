@@ -73,15 +73,6 @@ def train_state(trainer, rngs: list[dict]) -> dict:
     }
 
 
-def export_bytes(n_params: int, plan) -> int:
-    """Disk the final Hugging Face export takes: the weights in the base model's dtype (bf16 -> 2 bytes), the
-    adapter for LoRA, plus the merged model with merge_lora."""
-    per = 2 if plan.bf16 else 4
-    if not plan.lora:
-        return n_params * per
-    return n_params // 50 + (n_params * per if plan.model.merge_lora else 0)
-
-
 def export_final(path: Path, merge_lora: bool) -> Path:
     """Rank 0: `path/huggingface` from the complete checkpoint `path`, via `path/.tmp-huggingface`."""
     from sftkit.checkpoint.export import export_checkpoint

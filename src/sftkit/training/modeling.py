@@ -112,19 +112,6 @@ def check_inputs(plan) -> None:
         check_heads(config, plan.sp_size)
 
 
-def check_disk(plan, model) -> None:
-    """Before training (not hours in, at the first save): room for a checkpoint and the final export."""
-    from sftkit.checkpoint.layout import check_disk as free_enough
-    from sftkit.checkpoint.save import export_bytes
-
-    n = sum(p.numel() for p in model.parameters())
-    trained = n if not plan.lora else max(1, n // 50)  # LoRA adapters: a few % of the weights at most
-    need = trained * (4 + 8) + export_bytes(n, plan)  # fp32 weights + Adam's two moments, then the export
-    problem = free_enough(Path(plan.train.output_dir), need)
-    if problem:
-        raise SftkitError(problem)
-
-
 def check_token_budget(plan, split) -> None:
     """After tokenizing, before the model: token-budget micro-batches (data.use_dynamic_bsz) that no example fits
     are an error, some examples over the budget a warning (training/batching.py)."""
