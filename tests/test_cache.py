@@ -94,12 +94,12 @@ def test_parallel_build_equals_the_one_process_build(tmp_path):
 
 def test_interrupted_build_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch):
     path = write(tmp_path / "data.jsonl", rows())
-    from sftkit.data import dataset
+    from sftkit.data import encode_pool
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dataset, "encode_columns", crash)
+    monkeypatch.setattr(encode_pool, "encode_columns", crash)
     with pytest.raises(KeyboardInterrupt):
         build(path, tmp_path, num_proc=1)
     monkeypatch.undo()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sftkit import dist
 from sftkit.data.rows import BadRow, RowReport
+from sftkit.data.split import Split, TruncationStats
 from sftkit.errors import SftkitError
 
 SHOW = 5
@@ -234,8 +235,6 @@ def _report_dict(report: RowReport) -> dict:
 def open_split(path: Path, key: str, digest: str, seconds: float | None):
     """The Split stored in `path` (memory-mapped)."""
     from datasets import Dataset
-
-    from sftkit.data.dataset import Split, TruncationStats
 
     saved = json.loads((path / "report.json").read_text())
     report = RowReport(rows_read=saved["rows_read"], rows_ok=saved["rows_ok"], bad=Counter(saved["bad"]))

@@ -12,46 +12,18 @@ exactly what the build printed. See cache.py for the folder and who builds it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sftkit import dist
 from sftkit.data import cache
 from sftkit.data.fingerprint import examples_key, files_digest, tokenizer_digest
-from sftkit.data.labels import IGNORE, Encoder, Rejected
+from sftkit.data.labels import Encoder
 from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
+from sftkit.data.split import Split
 from sftkit.errors import SftkitError
 
 BATCH = 1000  # rows per encoding batch (one task of the worker pool) and Arrow write
 PARALLEL_FROM_BYTES = 8 << 20  # input files smaller than this are encoded in this process (forking costs more)
-OK = "ok"
-
-
-@dataclass
-class TruncationStats:
-    truncated: int = 0
-    dropped: int = 0
-    dropped_ids: list = field(default_factory=list)
-    too_long: list | None = None  # [file:line, message] of the first over-long example with truncation=error
-
-
-@dataclass
-class Split:
-    """One tokenized split: the memory-mapped examples and what building them reported."""
-
-    dataset: object  # datasets.Dataset with input_ids, labels, length, trained
-    report: RowReport
-    stats: TruncationStats
-    key: str  # examples_key: names the cache folder
-    digest: str  # files_digest: the data's identity (recorded in train_state.pt)
-    seconds: float | None  # build time; None when opened from the cache
-    path: Path
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def identity(self) -> dict:
-        return {"files_digest": self.digest, "rows": self.report.rows_ok, "examples": len(self), "key": self.key}
 
 
 def split_files(patterns: list[str], name: str, verbose: bool = True) -> list[str]:
@@ -136,32 +108,6 @@ def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: R
                 noted = True
             yield {"id": str(row.get("id", f"{path.name}:{line}")), "where": f"{path}:{line}",
                    "prompt": row[prompt_key], "response": row[r_key]}  # fmt: skip
-
-
-def encode_columns(batch: dict, encoder: Encoder, max_length: int | None, truncation: str):
-    """A batch of rows -> an Arrow table of examples, with `status` ("ok", "dropped", "too long" or a bad-row kind)
-    and `reason`. (Arrow arrays built here in one C++ conversion each: datasets would otherwise convert every
-    list of ids row by row.)"""
-    import pyarrow as pa
-
-    ids, labels, length, trained, truncated, status, reason = [], [], [], [], [], [], []
-    for ex in encoder.encode_batch(batch["prompt"], batch["response"], max_length, truncation, batch["id"]):
-        rejected = isinstance(ex, Rejected)
-        ids.append([] if rejected else ex.input_ids)
-        labels.append([] if rejected else ex.labels)
-        length.append(0 if rejected else len(ex.input_ids))
-        trained.append(0 if rejected else len(ex.labels) - ex.labels.count(IGNORE))
-        truncated.append(False if rejected else ex.truncated)
-        status.append(ex.kind if rejected else OK)
-        reason.append(ex.reason if rejected else "")
-    ids_type = pa.list_(pa.int32())
-    return pa.table({
-        "id": pa.array(batch["id"], pa.string()), "where": pa.array(batch["where"], pa.string()),
-        "input_ids": pa.array(ids, ids_type), "labels": pa.array(labels, ids_type),
-        "length": pa.array(length, pa.int32()), "trained": pa.array(trained, pa.int32()),
-        "truncated": pa.array(truncated, pa.bool_()), "status": pa.array(status, pa.string()),
-        "reason": pa.array(reason, pa.string()),
-    })  # fmt: skip
 
 
 def build_dataset(

@@ -18,6 +18,8 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 
+from sftkit.data.labels import IGNORE, Encoder, Rejected
+
 _WORKER: tuple | None = None  # (encoder, max_length, truncation), inherited by the forked workers
 
 
@@ -43,9 +45,36 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _encode(batch: dict):
-    from sftkit.data.dataset import encode_columns
+OK = "ok"  # the status of a kept example
 
+
+def encode_columns(batch: dict, encoder: Encoder, max_length: int | None, truncation: str):
+    """A batch of rows -> an Arrow table of examples, with `status` ("ok", "dropped", "too long" or a bad-row kind)
+    and `reason`. (Arrow arrays built here in one C++ conversion each: datasets would otherwise convert every
+    list of ids row by row.)"""
+    import pyarrow as pa
+
+    ids, labels, length, trained, truncated, status, reason = [], [], [], [], [], [], []
+    for ex in encoder.encode_batch(batch["prompt"], batch["response"], max_length, truncation, batch["id"]):
+        rejected = isinstance(ex, Rejected)
+        ids.append([] if rejected else ex.input_ids)
+        labels.append([] if rejected else ex.labels)
+        length.append(0 if rejected else len(ex.input_ids))
+        trained.append(0 if rejected else len(ex.labels) - ex.labels.count(IGNORE))
+        truncated.append(False if rejected else ex.truncated)
+        status.append(ex.kind if rejected else OK)
+        reason.append(ex.reason if rejected else "")
+    ids_type = pa.list_(pa.int32())
+    return pa.table({
+        "id": pa.array(batch["id"], pa.string()), "where": pa.array(batch["where"], pa.string()),
+        "input_ids": pa.array(ids, ids_type), "labels": pa.array(labels, ids_type),
+        "length": pa.array(length, pa.int32()), "trained": pa.array(trained, pa.int32()),
+        "truncated": pa.array(truncated, pa.bool_()), "status": pa.array(status, pa.string()),
+        "reason": pa.array(reason, pa.string()),
+    })  # fmt: skip
+
+
+def _encode(batch: dict):
     encoder, max_length, truncation = _WORKER
     return encode_columns(batch, encoder, max_length, truncation)
 
