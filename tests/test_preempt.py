@@ -100,7 +100,9 @@ def test_ctrl_c_stops_like_sigterm_and_a_second_one_aborts(assets, tmp_path):
               callbacks=[SignalAt("on_step_begin", signal.SIGINT, presses=2)])  # fmt: skip
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.extended)], ids=["SIGTERM", "SIGINT"]
+)
 def test_a_signal_to_the_whole_process_group_with_loader_workers_saves_and_exits_75(assets, tmp_path, sig):
     out = tmp_path / "run"
     args = overrides(assets, out, max_steps=40, save_steps=0, eval_steps=0, dataloader_num_workers=2)

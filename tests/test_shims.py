@@ -84,8 +84,7 @@ def run_shim(script: str, assets: dict, out: Path, cwd: Path, **env) -> subproce
                           env=environ, cwd=cwd, timeout=600)  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.distributed
+@pytest.mark.extended
 def test_seed_multi_process_full_finetuning_from_another_folder(assets, tmp_path):
     proc = run_shim("run_sft_training.sh", assets, tmp_path / "out", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
