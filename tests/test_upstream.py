@@ -123,6 +123,15 @@ def test_trl_fused_head_scores_pre_shifted_labels():
     assert "shift_labels" in source and "labels = shift_labels" in source
 
 
+def test_trl_fused_head_decides_compact_scoring_through_use_triton():
+    """sftkit.training.lm_head widens the module-level `_use_triton` that `add_fused_lm_head` reads to decide
+    whether only trained positions are projected."""
+    import trl.trainer.utils as trl_utils
+
+    source = inspect.getsource(trl_utils.add_fused_lm_head)
+    assert "compact = _use_triton(hidden_states.device)" in source and callable(trl_utils._use_triton)
+
+
 def test_trl_padding_free_collator_gives_sequence_boundaries():
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 

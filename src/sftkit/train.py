@@ -184,6 +184,9 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
         from sftkit.training import shared_prompts
 
         shared_prompts.setup(model, plan.attn_implementation)
+    from sftkit.training.lm_head import score_trained_positions_only
+
+    score_trained_positions_only()  # TRL's fused head: prompt positions not projected on CPU either (lm_head.py)
     trainer = SftkitTrainer(
         model=model,
         args=plan.trainer_args,
