@@ -77,6 +77,13 @@ def parse_args(argv=None):
     )
     p.add_argument("--problems", type=int, default=500, help="problems of the RFT-shaped sets (default 500)")
     p.add_argument(
+        "--epoch",
+        action="store_true",
+        help="each run trains one whole epoch of each dataset (--steps ignored) and is timed from its first step: "
+        "every trainer then covers the same examples (TRL's group_by_length puts its longest batches first, so a "
+        "short run favours it)",
+    )
+    p.add_argument(
         "--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS), help="trainer configurations"
     )
     p.add_argument(
@@ -267,6 +274,9 @@ def main(argv=None) -> int:
         rows, checks = [], []
         for name, path in write_datasets(args.data, work, args.gsm8k_rows, args.problems).items():
             spec = {**base, "data": str(path)}
+            if args.epoch:
+                rows = sum(1 for line in path.read_text().splitlines() if line.strip())
+                spec.update(steps=-(-rows // args.batch), from_start=True)
             runs: dict[str, list] = {v: [] for v in args.variants}
             for rnd in range(args.rounds):  # interleaved, the order reversed every other round
                 for variant in args.variants if rnd % 2 == 0 else args.variants[::-1]:
@@ -293,9 +303,11 @@ def main(argv=None) -> int:
     section = (
         f"\n## {datetime.datetime.now():%Y-%m-%d %H:%M} — {machine()}\n\n{versions}. Model: {shape} "
         f"({n_params / 1e6:.1f}M parameters), {'bf16 autocast' if gpu else 'fp32'}; "
-        f"{args.rounds} interleaved rounds x {args.steps} steps x batch {args.batch}, max_length {args.max_length}; "
-        f"tokens/s over steps 2-{args.steps}. "
-        "TRL: SFTTrainer on a conversational prompt-completion dataset, defaults (`trl`), "
+        + f"{args.rounds} interleaved rounds x "
+        + ("one epoch" if args.epoch else f"{args.steps} steps")
+        + f" x batch {args.batch}, max_length {args.max_length}; "
+        + ("tokens/s over all steps. " if args.epoch else f"tokens/s over steps 2-{args.steps}. ")
+        + "TRL: SFTTrainer on a conversational prompt-completion dataset, defaults (`trl`), "
         "`train_sampling_strategy=group_by_length`, `packing=True` (BFD, padding-free). "
         f"Command: `{' '.join(['python benchmarks/bench.py', *(argv if argv is not None else sys.argv[1:])])}`\n\n"
         + text

@@ -76,15 +76,17 @@ class Probe(TrainerCallback):
         else:
             self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
 
-    def result(self) -> dict:
-        (t1, r1, p1, s1, c1), (tn, rn, pn, sn, cn) = self.marks[1], self.marks[-1]
+    def result(self, from_start: bool = False) -> dict:
+        """Rates over the steps after the first, or (`from_start`: a whole epoch) over all of them."""
+        first = 0 if from_start else 1
+        (t1, r1, p1, s1, c1), (tn, rn, pn, sn, cn) = self.marks[first], self.marks[-1]
         return {
             "steps": len(self.marks) - 1,
             "tokens_per_second": (rn - r1) / (tn - t1),
             "trained_tokens_per_second": (cn - c1) / (tn - t1),
             "computed_per_trained": (pn - p1) / max(cn - c1, 1),
-            "seconds_per_step": (tn - t1) / (len(self.marks) - 2),
-            "padding_fraction": 1 - rn / pn,
+            "seconds_per_step": (tn - t1) / (len(self.marks) - 1 - first),
+            "padding_fraction": 1 - (rn - r1) / (pn - p1),
             "real_tokens": rn,
             "mean_attended": (sn - s1) / max(rn - r1, 1),  # token-weighted mean sequence length
             "peak_memory": self.peak,
@@ -220,7 +222,7 @@ def main(kind: str, spec_path: str, out_path: str) -> None:
     else:
         probe = Probe()
         trainer = (run_sftkit if kind == "sftkit" else run_trl)(spec, probe)
-        result = probe.result()
+        result = probe.result(spec.get("from_start", False))
         result["n_params"] = sum(p.numel() for p in trainer.model.parameters())
     Path(out_path).write_text(json.dumps(result))
 
