@@ -48,7 +48,8 @@ def test_cpu_scores_only_trained_positions_with_the_same_loss_and_gradients(monk
     labels[1, :4] = IGNORE
     labels[1, 8:] = IGNORE  # 4 trained (right padding after them)
     batch = {"input_ids": ids, "labels": labels, "attention_mask": torch.ones_like(ids)}
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # restored after the test
+    upstream = getattr(trl_utils._use_triton, "sftkit_upstream", trl_utils._use_triton)  # an earlier run widened it
+    monkeypatch.setattr(trl_utils, "_use_triton", upstream)  # restored after the test
     full_loss, full_grads, full_rows = loss_grads_and_rows(model, batch, monkeypatch)
     score_trained_positions_only()
     score_trained_positions_only()  # idempotent

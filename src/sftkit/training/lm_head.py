@@ -25,4 +25,5 @@ def score_trained_positions_only() -> None:
         return device.type == "cpu" or triton(device)
 
     compact.sftkit_compact = True
+    compact.sftkit_upstream = triton  # TRL's own decision, for tests that need it back
     trl_utils._use_triton = compact
