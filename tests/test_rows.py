@@ -1,5 +1,6 @@
 """`data/rows.py`: a row that is valid JSON but not text (a lone UTF-16 surrogate) is a counted bad row with
-file:line, in every command that reads rows, never a UnicodeEncodeError (issue #20, 3.9)."""
+file:line, in every command that reads rows, never a UnicodeEncodeError (issue #20, 3.9); the response column's
+`generated_solution` -> `response` fallback."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 
 from _files import write_jsonl
 from sftkit.data import prepare
-from sftkit.data.rows import RowReport, iter_jsonl
+from sftkit.data.rows import RowReport, iter_jsonl, response_column
 from sftkit.grading import filter as grade
 
 ROWS = [
@@ -57,3 +58,10 @@ def test_filter_counts_a_lone_surrogate_row(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "lone surrogate: 1" in out and f"{src}:3:" in out
     assert pq.read_table(tmp_path / "c.parquet").num_rows == 4
+
+
+def test_the_default_response_key_falls_back_to_response_only_when_it_is_absent():
+    assert response_column({"prompt", "response"}, "generated_solution") == "response"
+    assert response_column({"prompt", "response", "generated_solution"}, "generated_solution") == "generated_solution"
+    assert response_column({"prompt"}, "generated_solution") == "generated_solution"  # the caller reports it missing
+    assert response_column({"prompt", "response"}, "answer") == "answer"  # a key the user chose never falls back

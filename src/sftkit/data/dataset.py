@@ -18,7 +18,7 @@ from sftkit import dist
 from sftkit.data import cache
 from sftkit.data.fingerprint import examples_key, files_digest, tokenizer_digest
 from sftkit.data.labels import Encoder
-from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows
+from sftkit.data.rows import RowReport, check_fields, expand_inputs, iter_rows, response_column
 from sftkit.data.split import Split
 from sftkit.errors import SftkitError
 
@@ -70,19 +70,11 @@ def check_parquet_columns(path: Path, prompt_key: str, response_key: str) -> Non
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise SftkitError(f"{path}: cannot read as Parquet ({exc})") from None
     for key, what, flag in ((prompt_key, "prompt", "prompt_key"), (response_key, "response", "response_key")):
-        fallback = key == "generated_solution" and "response" in columns
-        if key not in columns and not fallback:
+        if response_column(columns, key) not in columns:
             raise SftkitError(
                 f"{path}: no column {key!r} for the {what} (columns found: {', '.join(columns)}). "
                 f"Set data.{flag}=<column>."
             )
-
-
-def response_of(row: dict, response_key: str) -> str:
-    """The seed's files have `generated_solution`; a row with `response` and none of that name is accepted."""
-    if response_key == "generated_solution" and response_key not in row and "response" in row:
-        return "response"
-    return response_key
 
 
 def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: RowReport, verbose: bool = True):
@@ -92,7 +84,7 @@ def stream_rows(files: list[Path], prompt_key: str, response_key: str, report: R
         if path.suffix == ".parquet":
             check_parquet_columns(path, prompt_key, response_key)
         for _, line, row in iter_rows([path], report, required=(prompt_key,)):
-            r_key = response_of(row, response_key)
+            r_key = response_column(row, response_key)
             problem = check_fields(row, (r_key,))
             if problem:  # counted like any bad row (iter_rows only checked the prompt)
                 report.reject_accepted(f"{path}:{line}", problem[1], problem[0])

@@ -23,7 +23,7 @@ from sftkit.data.curate import DEDUP, Rows, curate, mix64
 from sftkit.data.normalize import digest, solution_key
 from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
 from sftkit.data.prepare_report import build, format_report, sources_report
-from sftkit.data.rows import RowReport, expand_inputs, iter_rows
+from sftkit.data.rows import DEFAULT_RESPONSE_KEY, RowReport, expand_inputs, iter_rows, response_column
 from sftkit.dist import user_errors
 from sftkit.errors import SftkitError, closest
 from sftkit.outputs import check_output_dir
@@ -201,11 +201,10 @@ def _no_usable_rows(report: RowReport, keys: tuple[str, str]) -> SftkitError:
 def _response_key(files: list[Path], given: str | None) -> str:
     if given is not None:
         return given
-    sniffed = _sniff_columns(files)
-    if "response" in sniffed and "generated_solution" not in sniffed:
-        print("no 'generated_solution' field but a 'response' one: using --response-key response")
-        return "response"
-    return "generated_solution"
+    key = response_column(_sniff_columns(files), DEFAULT_RESPONSE_KEY)
+    if key != DEFAULT_RESPONSE_KEY:
+        print(f"no {DEFAULT_RESPONSE_KEY!r} field but a {key!r} one: using --response-key {key}")
+    return key
 
 
 def _first_pass(files: list[tuple[Path, int]], report: RowReport, keys: tuple[str, str], decon):

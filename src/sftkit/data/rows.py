@@ -13,7 +13,7 @@ import glob
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from sftkit.errors import SftkitError
 SHOW_FIRST = 5
 BOM = b"\xef\xbb\xbf"
 Rows = Iterator[tuple[Path, int, dict]]  # (file, line or row number, row) of the usable rows
+DEFAULT_RESPONSE_KEY = "generated_solution"  # the seed's column name
+FALLBACK_RESPONSE_KEY = "response"  # accepted in its place when the files have only this one
 
 
 @dataclass
@@ -98,6 +100,15 @@ def expand_inputs(
                 files.append(p)
                 known.add(p.resolve())
     return files
+
+
+def response_column(columns: Collection[str], response_key: str) -> str:
+    """The column that holds the response: `response_key`, except that the seed's default `generated_solution`
+    falls back to `response` when only that one is present (files written by other tools). `columns` is a row's
+    keys or a file's columns; the one owner of this rule for `prepare`, `filter`'s output and training."""
+    if response_key == DEFAULT_RESPONSE_KEY and response_key not in columns and FALLBACK_RESPONSE_KEY in columns:
+        return FALLBACK_RESPONSE_KEY
+    return response_key
 
 
 def check_fields(row: dict, required: Sequence[str]) -> tuple[str, str] | None:
