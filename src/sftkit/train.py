@@ -8,7 +8,6 @@ saves global_step_N and exits with code 75 instead.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -109,14 +108,6 @@ def quiet_when_logged() -> None:
     hf_logging.disable_progress_bar()
 
 
-def planned_steps(plan: RunPlan, examples: int) -> int:
-    from sftkit.config.plan import steps_per_epoch
-
-    if plan.train.max_steps and plan.train.max_steps > 0:
-        return plan.train.max_steps
-    return math.ceil(plan.train.num_train_epochs * steps_per_epoch(examples, plan.global_batch))
-
-
 def run(plan: RunPlan, callbacks=()):
     """Train as planned; returns the trainer (its model is the in-memory model at the end of training)."""
     from transformers import set_seed
@@ -146,7 +137,7 @@ def run(plan: RunPlan, callbacks=()):
         dist.on_main(lambda: size.check_disk(plan, model))
         trainer = make_trainer(plan, model, tokenizer, data, callbacks)
         dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
-        if saved is not None and saved["global_step"] >= planned_steps(plan, len(data.train)):
+        if saved is not None and saved["global_step"] >= plan.total_steps(len(data.train)):
             from sftkit.training.finish import finish_finished
 
             finish_finished(plan, trainer, resume_from, saved)

@@ -52,6 +52,15 @@ class RunPlan:
         """Data-parallel groups: the ranks of one group (sequence parallelism) see the same examples."""
         return self.world_size // self.sp_size
 
+    def total_steps(self, examples: int) -> int:
+        """Optimizer steps of the whole run on `examples` training examples: max_steps when set, else the epochs'
+        steps (transformers' count: ceil(num_train_epochs x steps per epoch))."""
+        from sftkit.training.batching import steps_per_epoch
+
+        if self.train.max_steps and self.train.max_steps > 0:
+            return self.train.max_steps
+        return math.ceil(self.train.num_train_epochs * steps_per_epoch(examples, self.global_batch))
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration: printed at start, saved with every checkpoint, compared on resume."""
         out: dict[str, Any] = {}
@@ -288,8 +297,3 @@ def _attention(v: dict[str, Any]) -> str:
     if v["use_flash_attention"]:
         return "flash_attention_2"
     return v["attn_implementation"] or "sdpa"
-
-
-def steps_per_epoch(examples: int, global_batch: int) -> int:
-    """Optimizer steps in one pass over the examples; a short last step is kept (no example left out)."""
-    return math.ceil(examples / global_batch)

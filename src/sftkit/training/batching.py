@@ -20,6 +20,13 @@ import numpy as np
 WINDOW = 32  # steps sorted together: larger = less padding, less randomness in batch composition
 
 
+def steps_per_epoch(examples: int, global_batch: int) -> int:
+    """Optimizer steps in one pass over the examples (the length of `step_order`'s list): a short last step is
+    kept, no example left out (dataloader_drop_last is refused). The one count the plan, the loader and the
+    Trainer's schedule share."""
+    return -(-examples // global_batch)
+
+
 def _perm(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from sftkit.data.labels import IGNORE
-from sftkit.training.batching import share, step_order
+from sftkit.training.batching import share, step_order, steps_per_epoch
 from sftkit.training.preempt import ignore_in_worker
 
 FILLER = -1  # index of the filler example in the samplers' output
@@ -84,7 +84,7 @@ class StepSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.global_batch)
+        return steps_per_epoch(len(self.lengths), self.global_batch)  # transformers plans its schedule by it
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in step_order(self.lengths, self.global_batch, self.seed, self.epoch, self.order, self.groups):
