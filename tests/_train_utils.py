@@ -1,4 +1,5 @@
-"""Shared by the training/checkpoint tests: a tiny model and prepared sample data, built once per session."""
+"""Shared by the training/checkpoint tests: runs on the tiny assets (the session fixture `assets` of conftest.py),
+launches and the real command in a process."""
 
 from __future__ import annotations
 
@@ -12,29 +13,12 @@ from pathlib import Path
 
 import torch
 
-from sftkit import tiny
 from sftkit.config.plan import plan_run
-from sftkit.data import prepare
 from sftkit.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SHIM_VARS = ("MODEL_NAME", "TRAIN_FILE", "BATCH_SIZE")  # read by the seed launch shims: cleared for the CLI tests
-
-
-_ASSETS: dict[str, Path] = {}
-
-
-def make_assets(base: Path) -> dict[str, Path]:
-    """The tiny model and the bundled sample prepared (540 train / 60 val rows): built on the first call of the
-    session (into `base`), the same folders afterwards. Read-only: copy them to change them."""
-    if not _ASSETS:
-        model = tiny.write_tiny_model(base / "tiny-model")
-        data = base / "data"
-        sample = sorted(str(p) for p in (ROOT / "data" / "sample").glob("solutions_*.jsonl"))
-        assert prepare.main([*sample, "--output-dir", str(data), "--val-split", "0.1"]) == 0
-        _ASSETS.update(model=model, train=data / "train.parquet", val=data / "val.parquet")
-    return dict(_ASSETS)
 
 
 def overrides(assets: dict, out: Path, **extra) -> list[str]:

@@ -14,6 +14,7 @@ return shared objects: treat them as read-only (copy a folder, or build your own
 - `sftkit`: the `sftkit` command run in this process (exit code, stdout, stderr) for the error tests.
 - `sample_parquet`: `sftkit prepare` run on the bundled `data/sample/solutions_*.jsonl` (600 rows, 300 problems):
   `.train` / `.val` Parquet paths (540 / 60 rows with the default 10% split by prompt, seed 42), `.dir` their folder.
+- `assets`: the two above as the training tests take them (`{"model", "train", "val"}`, see `_train_utils.train`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ def sample_parquet(tmp_path_factory) -> SampleParquet:
     assert files, f"no bundled sample in {SAMPLE_DIR}"
     assert prepare.main([*files, "--output-dir", str(out), "--val-split", "0.1"]) == 0
     return SampleParquet(out, out / "train.parquet", out / "val.parquet")
+
+
+@pytest.fixture(scope="session")
+def assets(tiny_model_dir, sample_parquet) -> dict[str, Path]:
+    """The tiny model and the prepared sample (540 train / 60 val rows) for `_train_utils.train`/`overrides`: built
+    once per session, shared with `tiny_model_dir` and `sample_parquet`. Read-only: copy a folder to change it."""
+    return {"model": tiny_model_dir, "train": sample_parquet.train, "val": sample_parquet.val}
 
 
 # ---- real Qwen2.5 / Qwen3 vocabularies and chat templates, rebuilt offline (tests/real_tokenizers.py) -----------

@@ -9,15 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import make_assets, train
+from _train_utils import train
 
 pytestmark = pytest.mark.slow
 N, NEW_TOKENS = 8, 24
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("accuracy-assets"))
 
 
 def write_val(path, prompts: list[str]) -> list[str]:

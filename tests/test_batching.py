@@ -219,10 +219,9 @@ def test_packed_loss_equals_per_sequence_loss(tmp_path):
 
 
 @pytest.mark.slow
-def test_padding_free_training_runs_without_padding_and_keeps_the_loss(tmp_path):
-    from _train_utils import losses, make_assets, train
+def test_padding_free_training_runs_without_padding_and_keeps_the_loss(assets, tmp_path):
+    from _train_utils import losses, train
 
-    assets = make_assets(tmp_path / "assets")
     common = dict(max_steps=2, save_steps=0, eval_steps=0, val_files="[]")
     # Same example order in both runs (sftkit's grouped sampler), so steps see the same examples.
     packed = train(
@@ -242,13 +241,12 @@ def test_padding_free_training_runs_without_padding_and_keeps_the_loss(tmp_path)
 
 
 @pytest.mark.slow
-def test_token_budget_steps_keep_the_global_batch_and_bound_every_micro_batch(tmp_path):
+def test_token_budget_steps_keep_the_global_batch_and_bound_every_micro_batch(assets, tmp_path):
     """use_dynamic_bsz: train_batch_size sequences per optimizer step (as in verl), cut into micro-batches of at
     most max_token_len_per_gpu tokens (padding included); the number of micro-batches per step follows the lengths."""
-    from _train_utils import make_assets, train
+    from _train_utils import train
     from sftkit.training.trainer import SftkitTrainer
 
-    assets = make_assets(tmp_path / "assets")
     seen: list[tuple[int, ...]] = []
     sequences_per_step: list[int] = []
     original_collate, original_step = SftkitTrainer.collate, SftkitTrainer.training_step
@@ -280,12 +278,11 @@ def test_token_budget_steps_keep_the_global_batch_and_bound_every_micro_batch(tm
 
 
 @pytest.mark.slow
-def test_token_budget_epoch_has_train_batch_size_steps(tmp_path):
+def test_token_budget_epoch_has_train_batch_size_steps(assets, tmp_path):
     """96 rows at train_batch_size=16: 6 steps per epoch whatever the budget (the trust issue saw 10)."""
-    from _train_utils import make_assets, train
-
-    assets = make_assets(tmp_path / "assets")
     import pyarrow.parquet as pq
+
+    from _train_utils import train
 
     table = pq.read_table(assets["train"]).slice(0, 96)
     pq.write_table(table, tmp_path / "96.parquet")

@@ -13,17 +13,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from _train_utils import assert_same_state, losses, make_assets, model_pt, overrides, train
+from _train_utils import assert_same_state, losses, model_pt, overrides, train
 from sftkit.checkpoint import export
 from sftkit.checkpoint import layout as checkpoint
 from sftkit.errors import SftkitError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("ckpt-assets"))
 
 
 class Crash(Exception):

@@ -14,15 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, overrides, train
+from _train_utils import BIN, ROOT, free_port, launch, losses, overrides, train
 from sftkit.checkpoint import layout
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("dist-assets"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from _train_utils import ROOT, make_assets, sftkit_process
+from _train_utils import ROOT, sftkit_process
 
 BUILDER = """
 import sys
@@ -104,10 +104,9 @@ def test_workers_die_with_their_parent(tmp_path, sig):
 
 @pytest.mark.extended
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_run_killed_while_tokenizing_can_be_run_again(tmp_path, tmp_path_factory, sig):
+def test_a_run_killed_while_tokenizing_can_be_run_again(assets, tmp_path, sig):
     """The real command, killed mid-build: no worker is left, and the rerun (auto resume) is not refused for a
     lock, and removes the killed build's temporary folder."""
-    assets = make_assets(tmp_path_factory.mktemp("assets"))
     out, cache_dir = tmp_path / "run", tmp_path / "cache"
     common = [f"model_name_or_path={assets['model']}", f"output_dir={out}", "val_files=[]", "max_length=256",
               "train_batch_size=8", "per_device_train_batch_size=4", "logger=console", "save_steps=0",

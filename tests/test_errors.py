@@ -12,14 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import ROOT, make_assets, overrides, sftkit_process
+from _train_utils import ROOT, overrides, sftkit_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("err-assets"))
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -271,11 +271,10 @@ def test_output_must_be_jsonl_and_says_so(tiny_model_dir, problems_file, tmp_pat
 
 # ---- real checkpoints (trained for a few steps) ------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> dict[str, Path]:
-    from _train_utils import make_assets, train
+def checkpoints(assets, tmp_path_factory) -> dict[str, Path]:
+    from _train_utils import train
 
     base = tmp_path_factory.mktemp("eval-runs")
-    assets = make_assets(base)
     short = dict(max_steps=2, eval_steps=2, save_steps=2)  # trained weights, not a good model: 2 steps do
     train(assets, base / "full", **short)
     train(assets, base / "lora", lora_rank=4, lora_alpha=8, **short)

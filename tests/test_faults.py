@@ -16,18 +16,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import ROOT, make_assets, overrides, sftkit_process, train
+from _train_utils import ROOT, overrides, sftkit_process, train
 from sftkit.checkpoint import export, layout
 from sftkit.checkpoint.lock import RunLock
 from sftkit.config.plan import plan_run
 from sftkit.errors import SftkitError
 
 BASE = ["model_name_or_path=m", "train_files=[t.parquet]"]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("fault-assets"))
 
 
 @pytest.fixture(scope="module")

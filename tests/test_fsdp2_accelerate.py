@@ -17,17 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, model_pt, overrides, train
+from _train_utils import BIN, ROOT, free_port, launch, losses, model_pt, overrides, train
 from sftkit.checkpoint import layout
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 FSDP4 = str(ROOT / "accelerate_configs/fsdp4.yaml")
 TIMES: dict[str, float] = {}  # seconds per launch, printed at the end of the module (-s)
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("fsdp2-assets"))
 
 
 def fsdp_launch(args: list[str], evidence: Path | None, name: str, expect: int = 0) -> subprocess.CompletedProcess:

@@ -97,11 +97,8 @@ def test_render_marks_trained_tokens():
 
 # ---- end to end --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    from _train_utils import make_assets
-
+def recipe(assets, tmp_path_factory):
     base = tmp_path_factory.mktemp("inspect")
-    assets = make_assets(base / "assets")
     path = base / "recipe.yaml"
     config = {
         "model_name_or_path": str(assets["model"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _train_utils import make_assets, train
+from _train_utils import train
 from sftkit.errors import SftkitError
 from sftkit.training.batching import budget_problem
 
@@ -24,8 +24,7 @@ def test_budget_that_no_example_fits_is_an_error_some_a_warning():
 
 
 @pytest.mark.slow
-def test_training_with_a_budget_no_example_fits_stops_before_the_model_loads(tmp_path, tmp_path_factory):
-    assets = make_assets(tmp_path_factory.mktemp("assets"))
+def test_training_with_a_budget_no_example_fits_stops_before_the_model_loads(assets, tmp_path):
     with pytest.raises(SftkitError, match="every training example is longer than data.max_token_len_per_gpu=8 "):
         train(assets, tmp_path / "run", use_dynamic_bsz="true", max_token_len_per_gpu=8)
     assert not list((tmp_path / "run").glob("global_step_*"))

@@ -9,18 +9,13 @@ import json
 import pytest
 import torch
 
-from _train_utils import make_assets, model_pt, overrides
+from _train_utils import model_pt, overrides
 
 pytestmark = pytest.mark.slow
 
 # Adam's first step moves every weight by about the learning rate: 1e30 keeps them finite (a finite step 1,
 # saved), and step 2's loss overflows; 1e38 overflows the weights themselves at step 1.
 DIVERGE = dict(learning_rate=1e30, max_grad_norm=0, warmup_steps=0, lr_scheduler_type="constant")
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("nonfinite-assets"))
 
 
 def metrics(out) -> list[dict]:

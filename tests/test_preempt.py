@@ -16,7 +16,6 @@ from transformers import TrainerCallback
 from _train_utils import (
     assert_same_state,
     losses,
-    make_assets,
     model_pt,
     overrides,
     run_until_signalled,
@@ -25,11 +24,6 @@ from _train_utils import (
 from sftkit.checkpoint import layout
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("preempt-assets"))
 
 
 class SignalAt(TrainerCallback):

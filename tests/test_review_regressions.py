@@ -8,15 +8,9 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import make_assets
 from sftkit.data.dataset import build_dataset
 from sftkit.data.labels import IGNORE, Encoded, Encoder
 from sftkit.errors import SftkitError
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("review-assets"))
 
 
 def _build(files, tokenizer, cache):

@@ -10,17 +10,12 @@ import sys
 
 import pytest
 
-from _train_utils import BIN, ROOT, free_port, launch, losses, make_assets, model_pt, overrides
+from _train_utils import BIN, ROOT, free_port, launch, losses, model_pt, overrides
 from sftkit.checkpoint import layout
 from sftkit.config.plan import plan_run
 from sftkit.errors import SftkitError
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("sp-assets"))
 
 
 def args(assets, out, **extra):

@@ -162,11 +162,10 @@ def rft_jsonl(path, problems: int = 12, k: int = 3):
 
 @pytest.mark.extended
 @pytest.mark.parametrize("budget", [False, True])
-def test_training_with_shared_prompts_has_the_losses_of_unshared_training(tmp_path, budget, monkeypatch):
+def test_training_with_shared_prompts_has_the_losses_of_unshared_training(assets, tmp_path, budget, monkeypatch):
     """Same steps (sequential order), shared and unshared: the same loss at every step, and sharing really ran."""
-    from _train_utils import losses, make_assets, train
+    from _train_utils import losses, train
 
-    assets = make_assets(tmp_path / "assets")
     data = rft_jsonl(tmp_path / "rft.jsonl")
     shared_rows = []
     original = shared_prompts.pack
@@ -185,10 +184,9 @@ def test_training_with_shared_prompts_has_the_losses_of_unshared_training(tmp_pa
 
 
 @pytest.mark.extended
-def test_two_processes_with_shared_prompts_have_the_losses_of_one_unshared(tmp_path):
-    from _train_utils import launch, losses, make_assets, overrides, train
+def test_two_processes_with_shared_prompts_have_the_losses_of_one_unshared(assets, tmp_path):
+    from _train_utils import launch, losses, overrides, train
 
-    assets = make_assets(tmp_path / "assets")
     data = rft_jsonl(tmp_path / "rft.jsonl")
     extra = dict(train_files=f"[{data}]", val_files="[]", max_steps=3, save_steps=0, eval_steps=0,
                  train_sampling_strategy="sequential", max_length=160)  # fmt: skip

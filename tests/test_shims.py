@@ -15,14 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from _train_utils import ROOT, free_port, make_assets
+from _train_utils import ROOT, free_port
 from sftkit import resources
 from sftkit.verl.shims import launch_command
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("shim-assets"))
 
 
 def test_shipped_files_are_found_as_package_resources():

@@ -8,14 +8,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from _train_utils import ROOT, make_assets, model_pt, train
+from _train_utils import ROOT, model_pt, train
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("train-assets"))
 
 
 def test_full_finetuning_layout_metrics_and_export(assets, tmp_path):

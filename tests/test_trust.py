@@ -17,7 +17,6 @@ import torch
 from _train_utils import (
     assert_same_state,
     losses,
-    make_assets,
     model_pt,
     overrides,
     run_until_signalled,
@@ -28,11 +27,6 @@ from sftkit.checkpoint import state as ckpt_state
 from sftkit.errors import SftkitError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("trust-assets"))
 
 
 def subset(assets, path: Path, rows: int, changed: bool = False) -> Path:
