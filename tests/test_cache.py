@@ -194,3 +194,35 @@ def test_read_only_cache_folder_is_a_clear_error(tmp_path, mounted):
     with pytest.raises(SftkitError, match=r"cannot write the examples cache .*Read-only file system.*data.cache_dir"):
         build_dataset([write(tmp_path / "data.jsonl", rows())], Encoder(build_tokenizer("qwen2.5")), "prompt",
                       "generated_solution", 256, "right", cache_dir=read_only)  # fmt: skip
+
+
+def test_cache_key_changes_with_split_special_tokens(assets, tmp_path):
+    """tokenizer_config.json's split_special_tokens changes every example: it used to leave the key unchanged."""
+    from sftkit.training.modeling import load_tokenizer
+
+    model = tmp_path / "model"
+    shutil.copytree(assets["model"], model)
+    first = build(str(assets["val"]), tmp_path, load_tokenizer(str(model)), verbose=False)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps({**config, "split_special_tokens": True}))
+    tok = load_tokenizer(str(model))
+    fresh = Encoder(tok).encode("What is 2 + 3?", "It is 5.")
+    before = Encoder(load_tokenizer(str(assets["model"]))).encode("What is 2 + 3?", "It is 5.")
+    assert fresh != before  # the setting changes the examples (the prompt's <|im_start|> becomes plain text)
+    second = build(str(assets["val"]), tmp_path, tok, verbose=False)
+    assert second.key != first.key and second.seconds is not None  # built again, not the old examples
+
+
+def test_cache_folder_of_the_earlier_layout_is_rebuilt_not_trusted(assets, tmp_path):
+    """A folder written by the earlier cache layout (same key) was taken as complete with 0 examples."""
+    from sftkit.training.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(assets["model"]))
+    split = build(str(assets["train"]), tmp_path, tok, verbose=False)
+    report = json.loads((split.path / "report.json").read_text())
+    report.pop("examples_kept")  # what 8e184ce wrote: dataset/ + report.json without examples_kept
+    (split.path / "dataset").mkdir()
+    (split.path / "examples.arrow").rename(split.path / "dataset" / "data-00000-of-00001.arrow")
+    (split.path / "report.json").write_text(json.dumps(report))
+    again = build(str(assets["train"]), tmp_path, tok, verbose=False)  # raises "every example was dropped ..."
+    assert len(again) == len(split)

@@ -202,3 +202,44 @@ def test_help_explains_the_routes_and_the_flag(capsys):
         grade.main(["--help"])
     text = capsys.readouterr().out
     assert "--require-marker" in text and "concluding statement" in text and "ungraded" in text
+
+
+def test_generation_cut_at_max_new_tokens_is_not_kept_as_a_correct_solution(assets, tmp_path):
+    """eval -> filter -> train: a generation cut at max_new_tokens (`"finished": false`) was kept and trained with
+    an end-of-turn the model never wrote."""
+    import torch
+    from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+
+    from sftkit.data.labels import IGNORE, Encoder
+    from sftkit.data.rows import RowReport
+    from sftkit.evaluation.command import _rows, write_jsonl
+    from sftkit.evaluation.generate import generate
+    from sftkit.evaluation.grade import grade_texts
+    from sftkit.evaluation.problems import Problem, Problems
+    from sftkit.training.modeling import load_tokenizer
+
+    tok = load_tokenizer(str(assets["model"]))
+    model = AutoModelForCausalLM.from_pretrained(assets["model"])
+    text = "So x = 5, and the answer is $\\boxed{5}$. Let me double check: the answer is $\\boxed{5}$. " * 20
+    forced = tok(text, add_special_tokens=False)["input_ids"]
+    prompt = "What is 2 + 3?"
+    start = len(Encoder(tok).prompt_ids(prompt))
+
+    class Loop(LogitsProcessor):  # the model answers, then repeats itself until max_new_tokens
+        def __call__(self, ids, scores):
+            out = torch.full_like(scores, -1e9)
+            out[:, forced[ids.shape[1] - start]] = 0
+            return out
+
+    gen = generate(model, tok, [prompt], max_new_tokens=70, logits_processor=LogitsProcessorList([Loop()]))[0][0]
+    assert not gen.finished
+    rows = _rows(Problems([Problem("p1", "p1", prompt, "5", None)], RowReport(), 0, "t"), [[gen]],
+                 grade_texts(["5"], [gen.text]))  # fmt: skip
+    write_jsonl(tmp_path / "round.jsonl", rows)
+    (tmp_path / "meta.jsonl").write_text(json.dumps({"id": "p1", "answer": "5"}) + "\n")
+    grade.main(["--solutions-file", str(tmp_path / "round.jsonl"), "--metadata-file", str(tmp_path / "meta.jsonl"),
+                "--save-correct", str(tmp_path / "correct.parquet"), "--workers", "1"])  # fmt: skip
+    kept = pq.read_table(tmp_path / "correct.parquet").to_pylist()
+    trained = [tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab != IGNORE])
+               for ex in (Encoder(tok).encode(r["prompt"], r["generated_solution"]) for r in kept)]  # fmt: skip
+    assert kept == [], f"a cut generation is kept and trained as {trained[0][-40:]!r}"

@@ -181,3 +181,9 @@ ANY_ORDER = "Enter all the roots, separated by commas."
 )
 def test_lists_in_order_when_the_question_asks_for_it(gold: str, answer: str, question: str | None, expected: bool):
     assert (judge(gold, answer, question) == CORRECT) == expected, judge(gold, answer, question)
+
+
+def test_scale_words_are_not_units():
+    """A scale word is not a unit: "4 hundred" was graded equal to 4."""
+    assert judge("4", "4 hundred") != CORRECT
+    assert judge("2", "2 or more") != CORRECT

@@ -130,3 +130,19 @@ def test_real_vocabulary_dataset_build_on_the_sample(real_qwen3, sample_parquet,
         trained = [x for x in labels if x != IGNORE]
         assert trained[0] == think and trained[-1] == im_end and trained.count(im_end) == 1
         assert real_qwen3.decode(trained).startswith("<think>\n\n</think>\n\n")
+
+
+def test_plain_text_end_of_turn_with_a_bos_adding_tokenizer(real_llama3):
+    """A template whose end-of-turn is plain text, with a tokenizer that adds BOS: the end ids must not start with
+    BOS."""
+    from real_tokenizers import llama3_style
+    from sftkit.data.labels import Encoded
+
+    tok = llama3_style()
+    tok.chat_template = (
+        "{% for m in messages %}{{ '### ' + m['role'] + ':\\n' + m['content'] + '\\n### end\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '### assistant:\\n' }}{% endif %}"
+    )
+    enc = Encoder(tok)
+    assert tok.bos_token_id not in enc.end_ids
+    assert isinstance(enc.encode("What is 2+2?", "It is 4."), Encoded)

@@ -65,3 +65,21 @@ def test_the_default_response_key_falls_back_to_response_only_when_it_is_absent(
     assert response_column({"prompt", "response", "generated_solution"}, "generated_solution") == "generated_solution"
     assert response_column({"prompt"}, "generated_solution") == "generated_solution"  # the caller reports it missing
     assert response_column({"prompt", "response"}, "answer") == "answer"  # a key the user chose never falls back
+
+
+def test_the_same_file_named_twice_is_read_once(assets, tmp_path, monkeypatch):
+    """Relative and absolute: it used to be read twice (1080 examples instead of 540, every one trained twice per
+    epoch, no message)."""
+    from sftkit.data.dataset import build_dataset
+    from sftkit.data.labels import Encoder
+    from sftkit.training.modeling import load_tokenizer
+
+    encoder = Encoder(load_tokenizer(str(assets["model"])))
+    monkeypatch.chdir(assets["train"].parent)
+
+    def build(files):
+        return build_dataset(files, encoder, "prompt", "generated_solution", 256, "right",
+                             cache_dir=str(tmp_path / "cache"), verbose=False)  # fmt: skip
+
+    once = build(["train.parquet"])
+    assert len(build(["train.parquet", str(assets["train"].resolve())])) == len(once)
