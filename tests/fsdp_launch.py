@@ -112,8 +112,9 @@ def main(argv: list[str]) -> int:
     patch_accelerate()
     from sftkit import dist
     from sftkit.config.plan import plan_run
+    from sftkit.config.recipe_arg import split_config
     from sftkit.dist import user_errors
-    from sftkit.train import run, split_config
+    from sftkit.train import run
 
     evidence = Evidence(folder)
 

@@ -16,9 +16,9 @@ from sftkit.config.fields import CONFIG_CLASSES
 from sftkit.config.parse import canonical
 from sftkit.config.plan import RunPlan
 from sftkit.config.plan import plan_run as resolve
+from sftkit.config.recipe_arg import split_config
 from sftkit.errors import SftkitError
 from sftkit.train import main as train_main
-from sftkit.train import split_config
 from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """Data flows one way: no import circle inside src/sftkit, at module level or inside functions (an import inside a
-function hides a circle, it does not remove it)."""
+function hides a circle, it does not remove it); entry modules (the commands) import libraries, never each other."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+# `python -m sftkit` is the CLI itself: its one line runs cli.main
+ALLOWED_ENTRY_IMPORTS = {("sftkit.__main__", "sftkit.cli")}
 
 
 def module_name(path: Path) -> str:
@@ -74,3 +76,27 @@ def test_the_check_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     graph = import_graph()
     assert "sftkit.checkpoint.size" in graph["sftkit.train"]  # an import inside a function is seen too
+
+
+def is_entry(module: str) -> bool:
+    """A command's module: run by a user, never a library of another module."""
+    return module in ("sftkit.train", "sftkit.dry_run", "sftkit.cli", "sftkit.tiny", "sftkit.__main__") or (
+        module.endswith(".command")
+    )
+
+
+def entry_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(importer, entry module) for every import of an entry module inside the package."""
+    found = [(name, target) for name, targets in graph.items() for target in targets if is_entry(target)]
+    return sorted(edge for edge in found if edge not in ALLOWED_ENTRY_IMPORTS)
+
+
+def test_no_module_imports_an_entry_module():
+    graph = import_graph()
+    assert {"sftkit.train", "sftkit.dry_run", "sftkit.evaluation.command", "sftkit.rounds.command"} <= set(graph)
+    assert entry_imports(graph) == []
+
+
+def test_the_check_finds_an_entry_module_imported():
+    graph = {"sftkit.dry_run": {"sftkit.train", "sftkit.config.show"}, "sftkit.rounds.recipe": {"sftkit.x.command"}}
+    assert entry_imports(graph) == [("sftkit.dry_run", "sftkit.train"), ("sftkit.rounds.recipe", "sftkit.x.command")]

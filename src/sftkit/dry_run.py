@@ -121,7 +121,7 @@ def render(tokenizer, input_ids: list[int], labels: list[int], colour: bool) -> 
 
 def build_report(plan: RunPlan, k: int) -> tuple[dict, object, object]:
     from sftkit.data.dataset import column
-    from sftkit.train import load_data
+    from sftkit.data.training_data import load_data
     from sftkit.training import modeling
 
     modeling.check_model_path(plan.model.model_name_or_path, plan.train.trust_remote_code)
@@ -186,7 +186,7 @@ def print_report(report: dict, tokenizer, colour: bool) -> None:
 
 
 def parse(argv: list[str]) -> tuple[str | None, int, str | None, list[str]]:
-    from sftkit.train import split_config
+    from sftkit.config.recipe_arg import split_config
 
     recipe, rest = split_config(argv)
     k, out, left = 2, None, []
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     recipe, k, out, rest = parse(argv)
     plan = plan_run(recipe, rest)
-    from sftkit.train import show_config
+    from sftkit.config.show import show_config
 
     show_config(plan)
     report, tokenizer, _ = build_report(plan, k)

@@ -10,40 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sftkit import dist
+from sftkit.config.recipe_arg import split_config
+from sftkit.config.show import show_config
+from sftkit.data.training_data import TrainingData, load_data
 from sftkit.dist import user_errors
 
 if TYPE_CHECKING:  # the plan's module imports TRL: only where a run starts (`--help` stays instant)
     from sftkit.config.plan import RunPlan
-
-
-def show_config(plan: RunPlan) -> None:
-    """The resolved configuration, printed once (rank 0): the same values checkpoints save."""
-    if not dist.is_main():
-        return
-    t, d, m, c = plan.train, plan.data, plan.model, plan.to_dict()
-    method = f"LoRA rank {m.lora_rank} alpha {m.lora_alpha}" if plan.lora else "full fine-tuning"
-    micro = f"token budget {plan.token_budget}" if plan.token_budget else f"{plan.micro_batch} x {plan.grad_accum}"
-    lines = [
-        "resolved config:",
-        f"  model: {m.model_name_or_path} ({method})",
-        f"  train_files: {d.train_files}  val_files: {d.val_files}",
-        f"  keys: prompt={d.prompt_key} response={d.response_key}  max_length: {plan.cut_length} "
-        f"truncation: {d.truncation}",
-        f"  world_size: {plan.world_size} (dp {plan.dp_size} x sp {plan.sp_size})  global_batch: "
-        f"{plan.global_batch} sequences per step  micro-batches per process: {micro}",
-        f"  lr: {t.learning_rate} scheduler: {c['lr_scheduler_type']} warmup: {t.warmup_steps}  epochs: "
-        f"{t.num_train_epochs} max_steps: {t.max_steps}  seed: {t.seed}",
-        f"  precision: {'bf16 mixed' if plan.bf16 else 'fp32'}  attention: {plan.attn_implementation}  "
-        f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {plan.padding_free}",
-        f"  output_dir: {t.output_dir}  save_steps: {t.save_steps}  eval_steps: {t.eval_steps}  logger: {t.logger}",
-    ]
-    lines += [f"  {k} = {c.get(k)!r}   [{origin}]" for k, origin in plan.sources.items()]
-    print("\n".join(lines), flush=True)
 
 
 def setup_wandb(plan: RunPlan) -> None:
@@ -63,38 +40,6 @@ def setup_wandb(plan: RunPlan) -> None:
             f"wandb: no credentials found, logging offline into {t.output_dir}/wandb; "
             f"upload later with `wandb sync {t.output_dir}/wandb/offline-run-*`"
         )
-
-
-@dataclass
-class TrainingData:
-    train: object  # data.dataset.Split
-    val: object | None
-
-
-def load_data(plan: RunPlan, tokenizer) -> TrainingData:
-    """The tokenized examples: built by one process per node (or opened from the cache), then opened by the
-    others; an error on any process stops all of them."""
-    from sftkit.data.dataset import build_dataset
-    from sftkit.data.labels import Encoder
-
-    encoder, d = Encoder(tokenizer), plan.data
-
-    def both(verbose: bool) -> TrainingData:
-        common = dict(encoder=encoder, prompt_key=d.prompt_key, response_key=d.response_key,
-                      max_length=plan.cut_length, truncation=d.truncation, strict=d.strict, cache_dir=d.cache_dir,
-                      num_proc=plan.train.dataset_num_proc, verbose=verbose)  # fmt: skip
-        train = build_dataset(d.train_files, name="train", rebuild=d.rebuild_cache, **common)
-        val = build_dataset(d.val_files, name="val", rebuild=d.rebuild_cache, **common) if d.val_files else None
-        return TrainingData(train, val)
-
-    builder = dist.is_local_main()
-    built = dist.agree(lambda: both(dist.is_main()) if builder else None)  # one process per node builds ...
-    data = dist.agree(lambda: built if builder else both(False))  # ... then the others open what it built
-    for name, split in (("train", data.train), ("val", data.val)):
-        if split is not None:
-            how = f"built in {split.seconds:.1f} s" if split.seconds is not None else f"from cache {split.path}"
-            dist.print0(f"data: tokenized {len(split)} {name} examples ({how})")
-    return data
 
 
 def quiet_when_logged() -> None:
@@ -200,22 +145,6 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
     ]:
         trainer.add_callback(cb)
     return trainer
-
-
-def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
-    argv = list(argv)
-    for flag in ("--config", "--config_file", "--recipe"):
-        if flag in argv:
-            i = argv.index(flag)
-            if i + 1 >= len(argv):
-                from sftkit.errors import SftkitError
-
-                raise SftkitError(f"{flag} needs a recipe path, e.g. --config recipes/tiny.yaml")
-            return argv[i + 1], argv[:i] + argv[i + 2 :]
-        for i, a in enumerate(argv):
-            if a.startswith(flag + "="):
-                return a.split("=", 1)[1], argv[:i] + argv[i + 1 :]
-    return None, argv
 
 
 @user_errors

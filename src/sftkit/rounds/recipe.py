@@ -201,7 +201,7 @@ def _check_train_overrides(overrides) -> None:
 
 def _parser(section: str) -> argparse.ArgumentParser:
     if section in ("generate", "evaluate"):
-        from sftkit.evaluation.command import build_parser
+        from sftkit.evaluation.options import build_parser
     elif section == "filter":
         from sftkit.grading.filter import build_parser
     else:
