@@ -105,3 +105,68 @@ def test_a_signal_to_the_whole_process_group_with_loader_workers_saves_and_exits
     assert "DataLoader worker" not in proc.stderr and "Traceback" not in proc.stderr
     saved = [p for p in out.glob("global_step_*") if p.name != "global_step_final"]
     assert len(saved) == 1 and layout.is_complete(saved[0])
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, pytest.param(signal.SIGUSR1, marks=pytest.mark.extended)], ids=["SIGTERM", "SIGUSR1"]
+)
+def test_preemption_saves_at_the_step_boundary_and_auto_resumes_exactly(assets, tmp_path, sig):
+    settings = dict(max_steps=24, save_steps=100, eval_steps=0, learning_rate=1e-4)
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train(assets, straight, **settings)
+    proc = run_until_signalled(overrides(assets, stopped, **settings), stopped, sig, after_step=3)
+    assert proc.returncode == 75, proc.stderr[-2000:]
+    assert "received: stopping after this optimizer step" in proc.stderr
+    saved = [p for p in stopped.glob("global_step_*")]
+    assert len(saved) == 1 and saved[0].name != "global_step_final" and layout.is_complete(saved[0])
+    step = layout.load_state(saved[0])["global_step"]
+    assert 3 <= step < 24 and (stopped / "latest").read_text().strip() == saved[0].name
+    assert max(losses(stopped)) == step  # logged up to the step it saved, nothing after
+    train(assets, stopped, resume_from_checkpoint="auto", **settings)
+    a, b = losses(straight), losses(stopped)
+    assert sorted(a) == sorted(b) == list(range(1, 25))
+    for s in a:
+        assert b[s] == pytest.approx(a[s], abs=1e-6), s
+    assert_same_state(model_pt(straight / "global_step_final"), model_pt(stopped / "global_step_final"))
+
+
+def test_preempted_at_the_last_step_resumes_to_a_final_checkpoint_without_training(assets, tmp_path, capsys):
+    from transformers import TrainerCallback
+
+    class Preempt(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 3:  # during the last step
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "run"
+    trainer = train(assets, out, max_steps=4, save_steps=0, eval_steps=0, callbacks=[Preempt()])
+    assert trainer.preempted and layout.is_complete(out / "global_step_4")
+    assert not (out / "global_step_final").exists()
+    before = losses(out)
+    capsys.readouterr()
+    train(assets, out, max_steps=4, save_steps=0, eval_steps=0, resume_from_checkpoint="auto")
+    assert "writing global_step_final, training nothing" in capsys.readouterr().out
+    assert losses(out) == before  # no step 5
+    assert layout.load_state(out / "global_step_final")["global_step"] == 4
+    assert (out / "global_step_final" / "huggingface" / "config.json").is_file()
+    train(assets, out, max_steps=4, save_steps=0, eval_steps=0, resume_from_checkpoint="auto")
+    assert "done already" in capsys.readouterr().out and losses(out) == before
+
+
+def test_stop_file_from_the_launcher_stops_at_the_step_boundary(assets, tmp_path, monkeypatch):
+    """scripts/launch.slurm creates $SFTKIT_STOP_FILE on SLURM's early warning: no signal has to get through
+    torchrun's agent."""
+    from transformers import TrainerCallback
+
+    stop = tmp_path / "stop"
+    monkeypatch.setenv("SFTKIT_STOP_FILE", str(stop))
+
+    class CreateAtTwo(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                stop.touch()
+
+    out = tmp_path / "run"
+    trainer = train(assets, out, max_steps=6, save_steps=0, eval_steps=0, callbacks=[CreateAtTwo()])
+    assert trainer.preempted and trainer.state.global_step == 3 and layout.is_complete(out / "global_step_3")
+    assert not (out / "global_step_final").exists()

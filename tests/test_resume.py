@@ -4,9 +4,14 @@ checked before any work."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from sftkit.checkpoint import resume
+from _train_utils import train
+from sftkit.checkpoint import layout, resume
 from sftkit.errors import SftkitError
 
 
@@ -16,3 +21,44 @@ def test_resume_refuses_examples_built_another_way(tmp_path):
     now = {"files_digest": "f", "rows": 540, "examples": 540, "key": "examples-key-B"}  # same files, other template
     with pytest.raises(SftkitError):
         resume.check_compatible(tmp_path, saved, {}, now, ignore=False)
+
+
+def subset(assets, path: Path, rows: int, changed: bool = False) -> Path:
+    """The first `rows` training rows written to `path` (with `changed`, one solution edited)."""
+    table = pq.read_table(assets["train"]).slice(0, rows)
+    if changed:  # same row count, one solution edited
+        data = table.to_pylist()
+        data[0]["generated_solution"] += " Double-checked."
+        table = pa.Table.from_pylist(data, schema=table.schema)
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.slow
+def test_new_data_in_the_same_folder_is_refused_on_auto_resume(assets, tmp_path, capsys):
+    """generate -> filter -> train loops pass resume=auto to survive pre-emption; round 2's data (same file name,
+    other content) must not silently continue round 1's finished state."""
+    data, out = tmp_path / "train.parquet", tmp_path / "run"
+    common = dict(train_files=f"[{data}]", val_files="[]", max_steps=-1, num_train_epochs=1, save_steps=0,
+                  eval_steps=0, resume_from_checkpoint="auto")  # fmt: skip
+    subset(assets, data, 48)
+    train(assets, out, **common)
+    subset(assets, data, 60)
+    with pytest.raises(SftkitError, match=r"training data changed: 48 -> 60 rows, content differs") as err:
+        train(assets, out, **common)
+    assert "resume_ignore_mismatch" in str(err.value) and "another folder" in str(err.value)
+    subset(assets, data, 48, changed=True)
+    with pytest.raises(SftkitError, match="training data changed: same rows, content differs"):
+        train(assets, out, **common)
+    capsys.readouterr()
+    subset(assets, data, 48)  # round 1's data again: a finished run resumed trains nothing
+    train(assets, out, **common)
+    assert f"resuming from {out / 'global_step_final'} (step 6)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_data_fingerprint_is_in_train_state(assets, tmp_path):
+    out = tmp_path / "run"
+    train(assets, out, max_steps=2, save_steps=0, eval_steps=0)
+    data = layout.load_state(out / "global_step_final")["data"]
+    assert data["rows"] == 540 and len(data["files_digest"]) == 32 and data["examples"] == 540
