@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import pytest
 
-from sftkit.grading.judge import CORRECT, UNPARSEABLE, WRONG, clean, judge
+from sftkit.grading.judge import CORRECT, UNPARSEABLE, WRONG, clean, judge, parse_math
+from sftkit.grading.quiet import quiet_math_verify
 
 M = "\\begin{{pmatrix}} {} \\\\ {} \\end{{pmatrix}}"  # a column vector
 
@@ -187,3 +191,43 @@ def test_scale_words_are_not_units():
     """A scale word is not a unit: "4 hundred" was graded equal to 4."""
     assert judge("4", "4 hundred") != CORRECT
     assert judge("2", "2 or more") != CORRECT
+
+
+def test_math_verify_is_quiet_while_it_judges_and_its_logging_is_left_as_found(caplog):
+    """math-verify warns "timeout is disabled" on every call with our time limits off: silenced while it runs,
+    and its logger's level is the user's again afterwards (nothing is changed at import)."""
+    logger = logging.getLogger("math_verify")
+    assert logger.level == logging.NOTSET  # importing sftkit.grading changed nothing
+    parse_math.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="math_verify"):
+            assert judge("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}") == CORRECT  # parse and verify, in sympy
+            assert logger.level == logging.INFO
+        assert not [r for r in caplog.records if r.name.startswith("math_verify")]
+    finally:
+        logger.setLevel(logging.NOTSET)
+
+
+def test_nested_and_concurrent_quiet_scopes_restore_the_level_once():
+    logger = logging.getLogger("math_verify")
+    logger.setLevel(logging.DEBUG)
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with quiet_math_verify():
+            inside.set()
+            release.wait(5)
+
+    try:
+        worker = threading.Thread(target=other)
+        with quiet_math_verify():
+            worker.start()
+            inside.wait(5)
+            with quiet_math_verify():
+                assert logger.level == logging.ERROR
+        assert logger.level == logging.ERROR  # the other thread is still grading
+        release.set()
+        worker.join(5)
+        assert logger.level == logging.DEBUG
+    finally:
+        logger.setLevel(logging.NOTSET)

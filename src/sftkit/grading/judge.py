@@ -15,21 +15,16 @@ comparison (fractions, percentages, sets, intervals, matrices, symbolic equality
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from sftkit.grading.order import asks_order
+from sftkit.grading.quiet import quiet_math_verify
 
 CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT = "correct", "wrong", "no_answer", "unparseable", "timeout"
 VERDICTS = (CORRECT, WRONG, NO_ANSWER, UNPARSEABLE, TIMEOUT)
-
-# math-verify's own time limits use signal.alarm and cancel any alarm on return, which would cancel ours:
-# we turn them off (None) and bound the whole judgement instead (`pool.py`); this silences its "timeout is
-# disabled" note.
-logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 MAX_CLEAN = 10_000  # characters: longer "answers" are left as they are
 _DELIMITERS = [("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")]
@@ -153,8 +148,9 @@ def _kind(gold: str) -> str:
 @functools.lru_cache(maxsize=20_000)
 def parse_math(answer: str) -> list:
     """math-verify's parse of an isolated answer (as the content of a `\\boxed{}`), then as plain text."""
-    parsed = parse(f"\\boxed{{{answer}}}", _LATEX, fallback_mode="no_fallback", parsing_timeout=None)
-    return parsed or parse(answer, _EXPR, fallback_mode="no_fallback", parsing_timeout=None)
+    with quiet_math_verify():
+        parsed = parse(f"\\boxed{{{answer}}}", _LATEX, fallback_mode="no_fallback", parsing_timeout=None)
+        return parsed or parse(answer, _EXPR, fallback_mode="no_fallback", parsing_timeout=None)
 
 
 def _split_top(s: str, separator: str) -> list[str]:
@@ -217,7 +213,8 @@ def _judge_math(gold: str, answer: str, question: str | None = None) -> str:
     if not gold_parsed:  # a gold answer math-verify cannot read: compare the texts
         return CORRECT if _plain_text(answer) == _plain_text(gold) else WRONG
     # allow_set_relation_comp: "1/2 <= x <= 8" for the gold [1/2, 8], "k < -5" for (-oo, -5) (math-verify's option)
-    same = verify(gold_parsed, predicted, timeout_seconds=None, allow_set_relation_comp=True)
+    with quiet_math_verify():
+        same = verify(gold_parsed, predicted, timeout_seconds=None, allow_set_relation_comp=True)
     return CORRECT if same else WRONG
 
 
