@@ -15,6 +15,7 @@ return shared objects: treat them as read-only (copy a folder, or build your own
 - `sample_parquet`: `sftkit prepare` run on the bundled `data/sample/solutions_*.jsonl` (600 rows, 300 problems):
   `.train` / `.val` Parquet paths (540 / 60 rows with the default 10% split by prompt, seed 42), `.dir` their folder.
 - `assets`: the two above as the training tests take them (`{"model", "train", "val"}`, see `_train_utils.train`).
+- `finished_run`: a finished 3-step run on `assets` (global_step_2, global_step_final) for the resume/export tests.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ def assets(tiny_model_dir, sample_parquet) -> dict[str, Path]:
     """The tiny model and the prepared sample (540 train / 60 val rows) for `_train_utils.train`/`overrides`: built
     once per session, shared with `tiny_model_dir` and `sample_parquet`. Read-only: copy a folder to change it."""
     return {"model": tiny_model_dir, "train": sample_parquet.train, "val": sample_parquet.val}
+
+
+@pytest.fixture(scope="session")
+def finished_run(assets, tmp_path_factory) -> Path:
+    """A finished tiny run (3 steps): global_step_2, global_step_final (+ huggingface/). Read-only: copy it (or
+    resume from it into another folder) to change it."""
+    from _train_utils import train
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(assets, out, max_steps=3, save_steps=2, eval_steps=0)
+    return out
 
 
 # ---- real Qwen2.5 / Qwen3 vocabularies and chat templates, rebuilt offline (tests/real_tokenizers.py) -----------

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from _train_utils import assert_same_state, losses, model_pt, overrides, train
+from _train_utils import assert_same_state, assert_user_error, losses, model_pt, overrides, train
 from sftkit.checkpoint import export
 from sftkit.checkpoint import layout as checkpoint
 from sftkit.errors import SftkitError
@@ -298,3 +298,14 @@ def test_interrupted_overwrite_of_the_final_checkpoint_is_recovered(tmp_path):
     checkpoint.write_checkpoint(tmp_path, "global_step_final", files)
     os.rename(tmp_path / "global_step_final", tmp_path / ".old-global_step_final")  # crash between the renames
     assert checkpoint.find_latest(tmp_path).name == ".old-global_step_final"
+
+
+def test_damaged_checkpoint_files_get_a_message(assets, finished_run, tmp_path, sftkit):
+    for name, damage in (("model.pt", lambda p: p.write_bytes(p.read_bytes()[:100])),
+                         ("train_state.pt", lambda p: p.write_bytes(b"garbage"))):  # fmt: skip
+        run = tmp_path / name
+        shutil.copytree(finished_run, run)
+        damage(run / "global_step_2" / name)
+        proc = sftkit("train", *overrides(assets, tmp_path / f"out-{name}", max_steps=3,
+                                          resume_from_checkpoint=run / "global_step_2"))  # fmt: skip
+        assert_user_error(proc, f"global_step_2/{name}", "damaged")

@@ -569,3 +569,41 @@ def test_logger_none_and_token_budget_with_sequence_parallelism():
     plan = run("data.use_dynamic_bsz=true", "data.max_token_len_per_gpu=4096", "ulysses_sequence_parallel_size=2",
                "data.train_batch_size=8", world_size=2)  # fmt: skip
     assert plan.token_budget == 8192  # as in verl: tokens per GPU after the split, a packed row holds sp times more
+
+
+def test_duplicate_recipe_keys_name_both_lines(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    head = "model_name_or_path: m\ntrain_files: [t.parquet]\n"
+    recipe.write_text(head + "learning_rate: 1.0e-5\nlearning_rate: 2.0e-5\n")
+    with pytest.raises(SftkitError, match=r"'learning_rate' is set twice \(lines 3 and 4\)"):
+        resolve(str(recipe), [], environ={})
+    recipe.write_text(head + "optim.lr: 1.0e-5\nlearning_rate: 2.0e-5\n")
+    with pytest.raises(SftkitError, match=r"learning_rate is set twice .*:3 and .*:4"):
+        resolve(str(recipe), [], environ={})
+
+
+def test_config_messages_name_what_the_user_set():
+    with pytest.raises(SftkitError, match=r"train_batch_size=-16 \(command line\) must be >= 1"):
+        resolve(None, [*BASE, "data.train_batch_size=-16"], environ={})
+    with pytest.raises(SftkitError, match=r"per_device_train_batch_size.*set by env BATCH_SIZE"):
+        resolve(None, BASE, environ={"BATCH_SIZE": "x"})
+    with pytest.raises(SftkitError, match=r"max_length=0 \(env MAX_LENGTH\)"):
+        resolve(None, BASE, environ={"MAX_LENGTH": "0"})
+
+
+def test_config_folder_instead_of_a_recipe(tmp_path):
+    (tmp_path / "tiny.yaml").write_text("model_name_or_path: m\n")
+    with pytest.raises(SftkitError, match=r"is a folder, not a recipe file.*tiny.yaml"):
+        resolve(str(tmp_path), [], environ={})
+
+
+def test_train_help_is_instant_and_current():
+    import subprocess
+    import sys
+
+    from sftkit.config import help as train_help
+
+    assert train_help.text() == train_help.render(), "run `python -m sftkit.config.help` to refresh train_help.txt"
+    code = "import sys; from sftkit.cli import main; main(['train', '--help']); print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("False")  # torch not even imported

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
+import pytest
+
 from _files import write_jsonl
 from sftkit import dry_run
 from sftkit.data.dataset import build_dataset
 from sftkit.data.labels import Encoder
+from sftkit.errors import SftkitError
 from sftkit.tiny import build_tokenizer
 
 SURROGATE_ROWS = [
@@ -39,3 +43,44 @@ def test_lone_surrogate_is_a_counted_bad_row_for_inspect(tmp_path, tiny_model_di
     assert f"{data}:2" in printed and f"{data}:3" in printed and "surrogate" in printed
     rows = json.loads(out.read_text())["rows"]
     assert rows["usable"] == 2 and rows["examples"] == 2 and sum(rows["bad"].values()) == 2
+
+
+def test_a_prepared_folder_means_one_split(assets, tmp_path, capsys):
+    folder = assets["train"].parent  # prepare's output: train.parquet + val.parquet
+    enc = Encoder(build_tokenizer())
+    train_split = build_dataset([str(folder)], enc, "prompt", "generated_solution", 256, "right", name="train")
+    val_split = build_dataset([str(folder)], enc, "prompt", "generated_solution", 256, "right", name="val")
+    assert len(train_split) == pq.read_metadata(assets["train"]).num_rows == 540
+    assert len(val_split) == pq.read_metadata(assets["val"]).num_rows == 60
+    assert "is a prepared folder: train data" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "content, hint",
+    [
+        ("", "no rows"),
+        ('[{"prompt": "p", "generated_solution": "r"}]\n', "no line is a JSON object"),
+        ('{"prompt": 5, "generated_solution": "r"}\n', "non-text prompt or response"),
+        ('{"question": "q", "answer": "a"}\n', "set data.prompt_key"),
+    ],
+)
+def test_no_usable_row_says_why(tmp_path, content, hint):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(content)
+    with pytest.raises(SftkitError, match="no usable row") as err:
+        build_dataset([str(path)], Encoder(build_tokenizer()), "prompt", "generated_solution", 64, "right")
+    assert hint in str(err.value)
+    if hint != "set data.prompt_key":
+        assert "prompt_key" not in str(err.value).split("\n")[0]
+
+
+def test_an_unfinished_generation_is_a_bad_row_for_training(tmp_path):
+    """`sftkit eval` marks a generation cut at max_new_tokens `"finished": false`: training it would append an
+    end-of-turn the model never wrote."""
+    path = tmp_path / "round.jsonl"
+    rows = [{"id": 1, "prompt": "p", "generated_solution": "done \\boxed{5}", "finished": True},
+            {"id": 2, "prompt": "p", "generated_solution": "\\boxed{5} and so on and", "finished": False}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = build_dataset([str(path)], Encoder(build_tokenizer()), "prompt", "generated_solution", 256, "right")
+    assert len(split) == 1 and split.report.bad == {"unfinished generation": 1}
+    assert f"{path}:2" in str(split.report.examples[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -89,3 +90,31 @@ def test_export_lists_the_end_of_turn_among_eos_ids_and_generation_stops_there(a
     prompt = torch.tensor([[5, 6, 7]])
     generated = model.generate(prompt, max_new_tokens=10, do_sample=False, logits_processor=[EndAtThree()])
     assert generated.shape[1] == prompt.shape[1] + 3 and generated[0, -1] == im_end
+
+
+@pytest.mark.slow
+def test_export_never_replaces_a_run_or_other_files(finished_run, tmp_path):
+    from sftkit.checkpoint import export
+
+    ckpt = finished_run / "global_step_2"
+    before = sorted(p.name for p in finished_run.iterdir())
+    with pytest.raises(SftkitError, match="holds training checkpoints"):
+        export.export_checkpoint(ckpt, finished_run)  # into the run folder: it used to rmtree every checkpoint
+    assert sorted(p.name for p in finished_run.iterdir()) == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    with pytest.raises(SftkitError, match="not empty and is not an earlier export"):
+        export.export_checkpoint(ckpt, other)
+    assert (other / "todo.txt").read_text() == "mine"
+    target = tmp_path / "hf"
+    export.export_checkpoint(ckpt, target)
+    with pytest.raises(SftkitError, match="--overwrite"):
+        export.export_checkpoint(ckpt, target)
+    export.export_checkpoint(ckpt, target, overwrite=True)
+    assert not list(tmp_path.glob(".tmp-*"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SftkitError, match="is a file"):
+        export.export_checkpoint(ckpt, tmp_path / "file")
+    # safetensors writes 0600; an export is readable like the rest of the folder
+    assert stat.S_IMODE((target / "model.safetensors").stat().st_mode) == 0o644

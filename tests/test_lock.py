@@ -86,3 +86,28 @@ def test_a_lock_kept_for_a_holder_that_has_ended_is_taken_over(tmp_path, capsys)
     finally:
         _kill(orphan.pid)
         orphan.wait()
+
+
+LOCK_HOLDER = """
+import sys, time
+from sftkit.checkpoint.lock import RunLock
+lock = RunLock(sys.argv[1])
+lock.acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_training_in_the_same_folder_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        with pytest.raises(SftkitError, match=rf"another training is running in {out} \(host .*pid {holder.pid}"):
+            RunLock(out).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a crash: the operating system releases the lock
+        holder.wait()
+    lock = RunLock(out)
+    lock.acquire()  # no stale lock
+    lock.release()

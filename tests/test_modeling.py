@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _train_utils import train
+from _train_utils import assert_user_error, overrides, train
 from sftkit.errors import SftkitError
 from sftkit.training.batching import budget_problem
 
@@ -28,3 +28,9 @@ def test_training_with_a_budget_no_example_fits_stops_before_the_model_loads(ass
     with pytest.raises(SftkitError, match="every training example is longer than data.max_token_len_per_gpu=8 "):
         train(assets, tmp_path / "run", use_dynamic_bsz="true", max_token_len_per_gpu=8)
     assert not list((tmp_path / "run").glob("global_step_*"))
+
+
+@pytest.mark.slow
+def test_lora_target_modules_that_match_nothing(assets, tmp_path, sftkit):
+    proc = sftkit("train", *overrides(assets, tmp_path / "o", lora_rank=4, target_modules="[q_proj,qkv_proj]"))
+    assert_user_error(proc, "['qkv_proj'] match no linear layer", "q_proj", "v_proj")

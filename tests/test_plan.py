@@ -17,6 +17,15 @@ def test_average_tokens_across_devices_false_is_refused():
         plan_run(None, [*BASE, "average_tokens_across_devices=false"], environ={})
 
 
+def test_zero_epochs_merge_lora_without_lora_and_negative_ranks_are_errors():
+    with pytest.raises(SftkitError, match="total_epochs .* = 0.0 trains nothing"):
+        plan_run(None, [*BASE, "trainer.total_epochs=0"], environ={})
+    with pytest.raises(SftkitError, match="merge_lora=true .* full fine-tuning"):
+        plan_run(None, [*BASE, "model.merge_lora=true"], environ={})
+    with pytest.raises(SftkitError, match="lora_rank=-4 must be >= 0"):
+        plan_run(None, [*BASE, "model.lora_rank=-4"], environ={})
+
+
 @pytest.mark.slow
 def test_printed_saved_and_trainer_config_are_the_plan_s(assets, tmp_path, capsys):
     from _train_utils import overrides

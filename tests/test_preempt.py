@@ -170,3 +170,13 @@ def test_stop_file_from_the_launcher_stops_at_the_step_boundary(assets, tmp_path
     trainer = train(assets, out, max_steps=6, save_steps=0, eval_steps=0, callbacks=[CreateAtTwo()])
     assert trainer.preempted and trainer.state.global_step == 3 and layout.is_complete(out / "global_step_3")
     assert not (out / "global_step_final").exists()
+
+
+def test_resuming_a_finished_run_trains_nothing(assets, finished_run, capsys):
+    """A SLURM requeue of a job that completed: it says so, trains no step 4/3, rewrites nothing."""
+    before = (finished_run / "metrics.jsonl").read_text()
+    final = layout.find_latest(finished_run)
+    mtime = (final / "model.pt").stat().st_mtime_ns
+    train(assets, finished_run, max_steps=3, save_steps=2, eval_steps=0, resume_from_checkpoint="auto")
+    assert "done already" in capsys.readouterr().out
+    assert (finished_run / "metrics.jsonl").read_text() == before and (final / "model.pt").stat().st_mtime_ns == mtime

@@ -4,13 +4,15 @@ checked before any work."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from _train_utils import train
+from _train_utils import assert_user_error, overrides, train
 from sftkit.checkpoint import layout, resume
 from sftkit.errors import SftkitError
 
@@ -62,3 +64,36 @@ def test_data_fingerprint_is_in_train_state(assets, tmp_path):
     train(assets, out, max_steps=2, save_steps=0, eval_steps=0)
     data = layout.load_state(out / "global_step_final")["data"]
     assert data["rows"] == 540 and len(data["files_digest"]) == 32 and data["examples"] == 540
+
+
+@pytest.mark.slow
+def test_output_dir_that_is_a_file_or_unwritable_fails_before_loading_anything(assets, tmp_path, sftkit):
+    (tmp_path / "file").write_text("x")
+    start = time.perf_counter()
+    proc = sftkit("train", *overrides(assets, tmp_path / "file"))
+    assert_user_error(proc, "is a file")
+    assert "Loading weights" not in proc.stderr and "data: tokenized" not in proc.stdout  # before expensive work
+    assert time.perf_counter() - start < 60
+    proc = sftkit("train", *overrides(assets, tmp_path / "file" / "below"))
+    assert_user_error(proc, "not writable")
+
+
+@pytest.mark.slow
+def test_resume_ignore_mismatch_with_another_model_is_a_message(assets, finished_run, tmp_path, sftkit):
+    from sftkit.tiny import write_tiny_model
+
+    other = write_tiny_model(tmp_path / "wider", hidden_size=96)
+    proc = sftkit("train", *overrides(assets, tmp_path / "o", model_name_or_path=other, max_steps=3,
+                                      resume_from_checkpoint=finished_run / "global_step_2",
+                                      resume_ignore_mismatch="true"))  # fmt: skip
+    assert_user_error(proc, "do not fit this model")
+
+
+@pytest.mark.slow
+def test_model_path_with_a_trailing_slash_resumes(assets, tmp_path):
+    out = tmp_path / "run"
+    train(assets, out, max_steps=3, save_steps=2, eval_steps=0, val_files="[]")
+    shutil.rmtree(out / "global_step_final")
+    assets_slash = {**assets, "model": f"{assets['model']}/"}
+    train(assets_slash, out, max_steps=3, save_steps=2, eval_steps=0, val_files="[]", resume_from_checkpoint="auto")
+    assert layout.is_complete(out / "global_step_final")

@@ -4,6 +4,7 @@ file:line, in every command that reads rows, never a UnicodeEncodeError (issue #
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -83,3 +84,15 @@ def test_the_same_file_named_twice_is_read_once(assets, tmp_path, monkeypatch):
 
     once = build(["train.parquet"])
     assert len(build(["train.parquet", str(assets["train"].resolve())])) == len(once)
+
+
+def test_bom_is_skipped_and_invalid_utf8_is_a_counted_bad_row(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    good = [json.dumps({"prompt": f"p{i}", "generated_solution": "é"}).encode() for i in range(3)]
+    path.write_bytes(b"\xef\xbb\xbf" + good[0] + b"\n" + b'{"prompt": "p\xff", "generated_solution": "x"}\n'
+                     + good[1] + b"\n" + good[2] + b"\n")  # fmt: skip
+    report = RowReport()
+    rows = list(iter_jsonl([path], report))
+    assert [line for _, line, _ in rows] == [1, 3, 4] and rows[0][2]["prompt"] == "p0"  # row 1 kept
+    assert report.bad == {"invalid UTF-8": 1} and f"{path}:2" in str(report.examples[0])
+    assert "0xff" in str(report.examples[0])

@@ -93,3 +93,17 @@ def test_seed_multi_process_lora_from_the_repository_root(assets, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "world_size: 2" in proc.stdout and "LoRA rank 4 alpha 8" in proc.stdout
     assert (tmp_path / "out" / "global_step_final" / "huggingface" / "adapter_config.json").is_file()
+
+
+def test_nproc_per_node_that_is_not_a_number():
+    from sftkit.verl import shims
+
+    env = {**os.environ, "TRAIN_FILE": "t.parquet", "NPROC_PER_NODE": "abc"}
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        assert shims.main(["full"]) == 2
+    finally:
+        os.environ.clear()
+        os.environ.update(old)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from _train_utils import ROOT, model_pt, train
+from _train_utils import ROOT, model_pt, overrides, sftkit_process, train
 
 pytestmark = pytest.mark.slow
 
@@ -146,3 +146,10 @@ def test_bundled_recipes_exist_for_every_make_target():
     names = {p.stem for p in (ROOT / "recipes").glob("*.yaml")}
     for base in ("tiny", "qwen0.5b", "qwen1.5b", "llama3b"):
         assert base in names and f"{base}-lora" in names
+
+
+def test_log_files_get_plain_lines(assets, tmp_path):
+    proc = sftkit_process("train", *overrides(assets, tmp_path / "o", max_steps=3, eval_steps=0, save_steps=0))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stdout and "\r" not in proc.stderr  # no progress-bar fragments
+    assert "step 3/3" in proc.stdout
