@@ -265,6 +265,7 @@ def test_token_budget_steps_keep_the_global_batch_and_bound_every_micro_batch(as
         trainer = train(
             assets, tmp_path / "budget", max_steps=4, save_steps=0, eval_steps=0, val_files="[]",
             use_dynamic_bsz="true", max_token_len_per_gpu=1000, train_batch_size=16,
+            share_prompts="false",  # padded micro-batches (the sample's 2 solutions per prompt would be packed)
         )  # fmt: skip
     finally:
         SftkitTrainer.collate, SftkitTrainer.training_step = original_collate, original_step

@@ -102,6 +102,71 @@ def test_shared_row_equals_unshared_training_on_real_templates(name, request):
         torch.testing.assert_close(got[key], expected[key], atol=1e-6, rtol=1e-4, msg=key)
 
 
+def test_repeats_sends_only_micro_batches_with_a_repeated_prompt_to_the_packed_path():
+    assert shared_prompts.repeats([example(P, [20]), example(Q, [30]), example(P, [21])])
+    assert not shared_prompts.repeats([example(P, [20]), example(Q, [30])])
+    # a one-token prompt (nothing to share) and a prompt with no response are never shared
+    assert not shared_prompts.repeats([example([5], [20]), example([5], [21])])
+    assert not shared_prompts.repeats([example(P, []), example(P, [])])
+
+
+def test_a_step_of_packed_and_plain_micro_batches_has_the_losses_and_gradients_of_unshared_training():
+    """A step cut into a micro-batch with repeated prompts (one also alone) and one without: the first is packed,
+    the second takes the plain padded path (TRL's collator) under the same attention function; together they give
+    the per-token losses, the mean and the gradients of unshared training."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    R = [40, 41, 42, 43, 44, 45, 46]
+    packed_part = [example(P, [20, 21]), example(Q, [30]), example(P, [22, 23, 24]), example(R, [47])]
+    plain_part = [example(Q, [31, 32, 33]), example(R, [48, 49])]
+    assert shared_prompts.repeats(packed_part) and not shared_prompts.repeats(plain_part)
+    exs = packed_part + plain_part
+    model = tiny_model(64)
+    n = sum(sum(x != IGNORE for x in e["labels"][1:]) for e in exs)
+    single = torch.cat([token_losses(model, {k: torch.tensor([v]) for k, v in e.items()}) for e in exs])
+    (single.sum() / n).backward()
+    expected = grads(model)
+    shared_prompts.setup(model, "sdpa")
+    row = shared_prompts.pack(packed_part)
+    padded = DataCollatorForLanguageModeling(pad_token_id=0)([dict(e) for e in plain_part])
+    logits = model(**{k: v for k, v in padded.items() if k != "labels"}, use_cache=False).logits[:, :-1]
+    target = padded["labels"][:, 1:]
+    plain = torch.nn.functional.cross_entropy(logits[target != IGNORE], target[target != IGNORE], reduction="none")
+    packed = token_losses(model, row)
+    assert packed.numel() + plain.numel() == n
+    order = [sum(sum(x != IGNORE for x in e["labels"][1:]) for e in exs[:i]) for i in range(len(exs) + 1)]
+    per_example = [single[a:b] for a, b in zip(order[:-1], order[1:])]
+    want = torch.cat([per_example[i] for i in row["shared_layout"].order] + per_example[len(packed_part) :])
+    torch.testing.assert_close(torch.cat([packed, plain]), want, atol=2e-5, rtol=0)
+    (torch.cat([packed, plain]).sum() / n).backward()
+    got = grads(model)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], atol=1e-6, rtol=1e-4, msg=key)
+
+
+def test_prompt_groups_ids_repeated_prompts_the_same_way_in_any_slice_and_none_without_repeats():
+    from datasets import Dataset
+
+    exs = [example(P, [20]), example(Q, [30, 31]), example(P, [21, 22]), example(P + [10], [23]), example(Q, [32])]
+    data = Dataset.from_list(exs)
+    groups = shared_prompts.prompt_groups(data, batch=2)  # batches cut between a prompt's solutions
+    assert groups[0] == groups[2] and groups[1] == groups[4] and len(set(groups.tolist())) == 3
+    # a selected (index-mapped) view and a shuffled one give each example the same id
+    picked = shared_prompts.prompt_groups(data.select([4, 2, 1, 0]))
+    assert picked.tolist() == [groups[i] for i in (4, 2, 1, 0)]
+    assert shared_prompts.prompt_groups(Dataset.from_list([exs[0], exs[1], exs[3]])) is None
+
+
+def test_default_shares_where_the_kernel_and_layout_allow_and_an_explicit_true_is_checked():
+    assert shared_prompts.resolve(None, "sdpa", 1, "default") is True
+    assert shared_prompts.resolve(None, "flex_attention", 1, "default") is True
+    assert shared_prompts.resolve(None, "flash_attention_2", 1, "default") is False  # not refused: off
+    assert shared_prompts.resolve(None, "sdpa", 2, "default") is False
+    assert shared_prompts.resolve(False, "sdpa", 1, "command line") is False
+    with pytest.raises(SftkitError, match="flash_attention_2"):
+        shared_prompts.resolve(True, "flash_attention_2", 1, "command line")
+
+
 def test_flex_attention_block_mask_matches_sdpa_per_segment():
     """The GPU kernel's mask (flex attention) gives the SDPA path's output (checked here on CPU, eager)."""
     pytest.importorskip("torch.nn.attention.flex_attention")
@@ -174,7 +239,7 @@ def test_training_with_shared_prompts_has_the_losses_of_unshared_training(assets
                  train_sampling_strategy="sequential", max_length=160)  # fmt: skip
     if budget:
         extra.update(use_dynamic_bsz="true", max_token_len_per_gpu=400)
-    train(assets, tmp_path / "plain", **extra)
+    train(assets, tmp_path / "plain", share_prompts="false", **extra)
     train(assets, tmp_path / "shared", share_prompts="true", **extra)
     assert any(len(g.continuations) > 1 for r in shared_rows for g in r["shared_layout"].groups)
     a, b = losses(tmp_path / "plain"), losses(tmp_path / "shared")
@@ -190,9 +255,39 @@ def test_two_processes_with_shared_prompts_have_the_losses_of_one_unshared(asset
     data = rft_jsonl(tmp_path / "rft.jsonl")
     extra = dict(train_files=f"[{data}]", val_files="[]", max_steps=3, save_steps=0, eval_steps=0,
                  train_sampling_strategy="sequential", max_length=160)  # fmt: skip
-    train(assets, tmp_path / "one", **extra)
+    train(assets, tmp_path / "one", share_prompts="false", **extra)
     launch("torchrun", overrides(assets, tmp_path / "two", share_prompts="true", **extra))
     a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert a.keys() == b.keys() == {1, 2, 3}
+    for step in a:
+        assert b[step] == pytest.approx(a[step], abs=2e-5), step
+
+
+@pytest.mark.extended
+def test_default_training_packs_only_micro_batches_with_repeated_prompts_and_keeps_the_losses(
+    assets, tmp_path, monkeypatch
+):
+    """Prompts with one solution and with several, micro-batches of 4 in file order: some micro-batches hold a
+    repeated prompt (packed), some do not (plain path); the losses are those of share_prompts=false."""
+    from _train_utils import losses, train
+
+    rows = [json.loads(line) for line in open("data/sample/solutions_0.jsonl")]
+    ks = [1, 1, 1, 1, 2, 2, 2, 1, 1, 3, 1, 1, 1, 1, 1]  # micro-batches: 4 alone | 2+2 | 2+1+1 | 3+1 | 4 alone ...
+    data = tmp_path / "mixed.jsonl"
+    lines = [{"prompt": r["prompt"], "generated_solution": r["generated_solution"] + " !" * j}
+             for r, k in zip(rows, ks) for j in range(k)]  # fmt: skip
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    packed = []
+    original = shared_prompts.pack
+    monkeypatch.setattr(shared_prompts, "pack", lambda exs: packed.append(original(exs)) or packed[-1])
+    extra = dict(train_files=f"[{data}]", val_files="[]", max_steps=2, save_steps=0, eval_steps=0,
+                 train_sampling_strategy="sequential", max_length=256)  # fmt: skip
+    train(assets, tmp_path / "plain", share_prompts="false", **extra)
+    assert not packed
+    train(assets, tmp_path / "default", **extra)
+    assert 0 < len(packed) < 4  # of the 4 micro-batches: some plain (the first, all alone), some packed ...
+    assert any(len(g.continuations) == 1 for r in packed for g in r["shared_layout"].groups)  # ... with one alone
+    a, b = losses(tmp_path / "plain"), losses(tmp_path / "default")
+    assert a.keys() == b.keys() == {1, 2}
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=2e-5), step

@@ -116,10 +116,15 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
     peft_config = (
         modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if plan.lora else None
     )
-    if plan.data.share_prompts:  # before PEFT wraps the model (as ulysses.setup)
+    groups = None
+    if plan.data.share_prompts:  # where some prompt repeats (shared_prompts.py); before PEFT wraps the model
         from sftkit.training import shared_prompts
 
-        shared_prompts.setup(model, plan.attn_implementation)
+        groups = shared_prompts.prompt_groups(data.train.dataset)
+        if groups is not None:
+            shared_prompts.setup(model, plan.attn_implementation)
+            dist.print0(f"data: {len(set(groups.tolist()))} prompts for {len(groups)} examples: shared-prompt packing "
+                        "for micro-batches that hold several solutions of one (data.share_prompts)")  # fmt: skip
     from sftkit.training.lm_head import score_trained_positions_only
 
     score_trained_positions_only()  # TRL's fused head: prompt positions not projected on CPU either (lm_head.py)
@@ -135,6 +140,7 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
         data_identity=data.train.identity(),
         sequence_parallel=ulysses.setup(plan, model) if plan.sp_size > 1 else None,
         accuracy=AccuracyProbe(plan, tokenizer) if plan.train.eval_accuracy_samples and data.val else None,
+        prompt_groups=groups,
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)

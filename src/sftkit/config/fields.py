@@ -113,14 +113,17 @@ class DataArguments:
             "length-grouped padded batches)."
         },
     )
-    share_prompts: bool = field(
-        default=False,
+    share_prompts: bool | None = field(
+        default=None,
         metadata={
             "help": "Shared-prompt packing for rejection-sampled data: steps keep the solutions of one prompt "
-            "together, and those in one micro-batch are computed as one prompt prefix + N continuations in a "
-            "padding-free row (each attends to the prompt and causally to itself, with its own positions); loss, "
-            "denominator and gradients equal unshared training. Kernels: sdpa, flex_attention; not with sequence "
-            "parallelism. Off by default (benchmarks/RESULTS.md)."
+            "together, and a micro-batch that holds several solutions of one prompt is computed as one prompt "
+            "prefix + N continuations in a padding-free row (each attends to the prompt and causally to itself, "
+            "with its own positions); any other micro-batch takes the plain path. Loss, denominator and gradients "
+            "equal unshared training. Default: on where it applies (attn_implementation sdpa or flex_attention, "
+            "no sequence parallelism, some prompt with several solutions in the training set; never slower in "
+            "benchmarks/RESULTS.md); true: required (refused with flash attention or sequence parallelism); "
+            "false: off."
         },
     )
     strict: bool = field(default=False, metadata={"help": "Any bad row (missing/empty prompt or response) is fatal."})

@@ -113,10 +113,9 @@ def derive(s: Settings, world_size: int, environ=os.environ) -> RunPlan:
     padding_free = v["use_remove_padding"]
     if padding_free is None:  # padding-free where the kernel handles variable lengths (or sequence parallelism)
         padding_free = attn.startswith("flash_attention") or sp > 1
-    if v["share_prompts"]:
-        from sftkit.training.shared_prompts import check_plan
+    from sftkit.training.shared_prompts import resolve
 
-        check_plan(attn, sp, s.origin("share_prompts"))
+    v["share_prompts"] = resolve(v["share_prompts"], attn, sp, s.origin("share_prompts"))
     if not v["average_tokens_across_devices"]:
         raise SftkitError(
             f"average_tokens_across_devices=false ({s.origin('average_tokens_across_devices')}): sftkit's loss is the "

@@ -9,8 +9,13 @@ Each continuation attends to the prefix and causally to itself only, with the po
 position sees exactly the context it sees unshared: the same logits, the same per-token losses. Repeating the last
 prompt token keeps the prompt -> first-response-token prediction (it is the continuation's first position), and
 the row's one-step label shift never crosses a segment wrongly (every segment starts with a -100 label). The loss's
-denominator is untouched (the trained tokens of the step, counted on the examples). A prompt seen once in the
-micro-batch (or shorter than 2 tokens) is a plain causal segment.
+denominator is untouched (the trained tokens of the step, counted on the examples). A prompt seen once in a
+packed micro-batch (or shorter than 2 tokens) is a plain causal segment.
+
+Where it applies (the default, `data.share_prompts` unset): a kernel below, no sequence parallelism (`resolve`) and
+a training set where some prompt has several solutions (`prompt_groups`); then only a micro-batch that holds a
+repeated prompt is packed (`repeats`), any other takes the plain path (TRL's collator, padded or padding-free), so
+data with one solution per prompt trains exactly as without this module (benchmarks/RESULTS.md).
 
 Kernels: the attention function registered here as `sftkit_shared` (transformers' AttentionInterface, as
 ulysses.py does) runs
@@ -61,14 +66,24 @@ def prompt_length(labels) -> int:
     return len(labels)
 
 
+def _key(ex: dict, i: int) -> tuple:
+    """The prompt tokens an example can share (at least 2, and a response after them), else a key of its own."""
+    n = prompt_length(ex["labels"])
+    return tuple(ex["input_ids"][:n]) if 2 <= n < len(ex["input_ids"]) else ("alone", i)
+
+
+def repeats(examples: list[dict]) -> bool:
+    """Whether some prompt appears twice in the micro-batch (only then is it packed; others take the plain path)."""
+    keys = [_key(ex, i) for i, ex in enumerate(examples)]
+    return len(set(keys)) < len(keys)
+
+
 def pack(examples: list[dict]) -> dict:
     """Examples -> one row: input_ids/position_ids/labels [1, T] and the `shared_layout`. Examples keep their order;
     the solutions of one prompt are gathered at its first occurrence."""
     by_prompt: dict[tuple, list[int]] = {}
     for i, ex in enumerate(examples):
-        n = prompt_length(ex["labels"])
-        key = tuple(ex["input_ids"][:n]) if 2 <= n < len(ex["input_ids"]) else ("alone", i)
-        by_prompt.setdefault(key, []).append(i)
+        by_prompt.setdefault(_key(ex, i), []).append(i)
     ids: list[int] = []
     pos: list[int] = []
     labels: list[int] = []
@@ -104,19 +119,41 @@ def pack(examples: list[dict]) -> dict:
     }
 
 
-def prompt_groups(dataset, batch: int = 10_000):
-    """A prompt id per example of the training set (a hash of its prompt tokens; the same on every rank): the
-    sampler draws each prompt's solutions together. A collision only groups two prompts in batching; `pack`
-    compares the tokens themselves."""
+def prompt_groups(dataset, batch: int = 100_000):
+    """A prompt id per example of the training set (xxh3 of its prompt tokens: the same on every rank, unlike
+    Python's salted bytes hash), or None when no prompt repeats (sharing then never applies): the sampler draws
+    each prompt's solutions together. A collision only groups two prompts in batching; `pack` compares the tokens
+    themselves. Vectorised over Arrow batches (10^6 examples in a few seconds)."""
     import numpy as np
+    import xxhash
 
     out = np.empty(len(dataset), dtype=np.int64)
-    cols = dataset.select_columns(["input_ids", "labels"])
+    table = dataset.select_columns(["input_ids", "labels"]).with_format("arrow")
     for start in range(0, len(dataset), batch):
-        rows = cols[start : start + batch]
-        for j, (ids, labels) in enumerate(zip(rows["input_ids"], rows["labels"])):
-            out[start + j] = hash(tuple(ids[: prompt_length(labels)]))
-    return out
+        rows = table[start : start + batch]
+        ids, labels = (rows.column(c).combine_chunks() for c in ("input_ids", "labels"))
+        offsets = ids.offsets.to_numpy() - ids.offsets[0].as_py()  # flatten() drops a slice's leading values
+        flat_ids, trained = ids.flatten().to_numpy(), labels.flatten().to_numpy() != IGNORE
+        # the prompt: up to the first trained label of each row (the whole row when none is trained)
+        first = np.full(len(offsets) - 1, -1, dtype=np.int64)
+        hits = np.flatnonzero(trained)
+        rows_of = np.searchsorted(offsets, hits, side="right") - 1
+        keep = np.unique(rows_of, return_index=True)
+        first[keep[0]] = hits[keep[1]]
+        ends = np.where(first >= 0, first, offsets[1:])
+        for j, (a, b) in enumerate(zip(offsets[:-1].tolist(), ends.tolist())):
+            out[start + j] = xxhash.xxh3_64_intdigest(flat_ids[a:b].tobytes()) - 2**63
+    return out if len(np.unique(out)) < len(out) else None
+
+
+def resolve(value: bool | None, kernel: str, sp: int, origin: str) -> bool:
+    """data.share_prompts as the plan runs it: unset = where the kernel and the layout allow it; true = required
+    (refused with a message where it cannot run); false = never."""
+    if value is None:
+        return kernel in KERNELS and sp == 1
+    if value:
+        check_plan(kernel, sp, origin)
+    return bool(value)
 
 
 # ---- attention ---------------------------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ from sftkit.training.preempt import StopRequest
 
 class SftkitTrainer(SFTTrainer):
     def __init__(
-        self, *args, plan, train_lengths, data_identity: dict, sequence_parallel=None, accuracy=None, **kwargs
-    ):
+        self, *args, plan, train_lengths, data_identity: dict, sequence_parallel=None, accuracy=None,
+        prompt_groups=None, **kwargs
+    ):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.plan = plan
         self.train_lengths = train_lengths  # numpy array: example lengths of the training set
@@ -53,8 +54,9 @@ class SftkitTrainer(SFTTrainer):
         self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
-        self.share_prompts = bool(getattr(plan.data, "share_prompts", False))  # shared_prompts.py
-        self.prompt_groups = shared_prompts.prompt_groups(self.train_dataset) if self.share_prompts else None
+        # data.share_prompts where it applies: a prompt id per example when some prompt repeats (shared_prompts.py)
+        self.prompt_groups = prompt_groups
+        self.share_prompts = prompt_groups is not None
         self.sharding = sharding.running(self.accelerator)  # what Accelerate really runs (FSDP2, DDP, none)
 
     @property
@@ -78,8 +80,9 @@ class SftkitTrainer(SFTTrainer):
         return self.sp.slice(batch) if self.sp is not None else batch
 
     def collate_train(self, examples: list[dict]) -> dict:
-        """A training micro-batch: with data.share_prompts one row of shared prompts + continuations."""
-        if self.share_prompts:
+        """A training micro-batch: with data.share_prompts, one holding a repeated prompt is one row of shared
+        prompts + continuations; any other takes the plain path."""
+        if self.share_prompts and shared_prompts.repeats(examples):
             return shared_prompts.pack(examples or [self.filler])
         return self.collate(examples)
 
@@ -102,8 +105,8 @@ class SftkitTrainer(SFTTrainer):
         plan = self.plan
         groups = [shared_prompts.prompt_length(ex["labels"]) for ex in step.examples] if self.share_prompts else None
         groups = groups and [hash(tuple(ex["input_ids"][:n])) for ex, n in zip(step.examples, groups)]
-        padding_free = plan.padding_free or self.share_prompts  # the budget counts unshared lengths (an upper bound)
-        parts = batching.micro_batches(lengths, plan.micro_batch, plan.token_budget, padding_free, groups)
+        # the budget counts the plain path's cost, an upper bound of a packed row's length (a part may take either)
+        parts = batching.micro_batches(lengths, plan.micro_batch, plan.token_budget, plan.padding_free, groups)
         count = torch.tensor(len(parts), device=self.args.device)
         if dist.distributed():
             torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MAX)
@@ -144,11 +147,13 @@ class SftkitTrainer(SFTTrainer):
             return
         lengths = [[len(ex["input_ids"]) for ex in part if any(x != IGNORE for x in ex["labels"])] for part in parts]
         real = sum(map(sum, lengths))
-        if self.share_prompts:  # a packed row: no padding (the prompts it does not repeat are not counted either)
-            computed = sum(sum(p) or len(self.filler["input_ids"]) for p in lengths)
-        else:
-            computed = sum(batching.cost([len(ex["input_ids"]) for ex in part] or [len(self.filler["input_ids"])],
-                                         self.plan.padding_free) for part in parts)  # fmt: skip
+        filler = [len(self.filler["input_ids"])]
+        computed = 0
+        for part, trained in zip(parts, lengths):
+            if self.share_prompts and shared_prompts.repeats(part):  # a packed row: no padding (a shared prompt
+                computed += sum(trained)  # is counted per solution, as in `real`)
+            else:
+                computed += batching.cost([len(ex["input_ids"]) for ex in part] or filler, self.plan.padding_free)
         squares = sum(n * n for part in lengths for n in part)
         counts = torch.tensor([real, computed, squares], dtype=torch.float64)
         self.counter.add(counts)
