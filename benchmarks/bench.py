@@ -1,4 +1,5 @@
-"""`make bench`: sftkit against plain TRL `SFTTrainer` (its defaults), same model, data, batch and steps (SPEC §7).
+"""`make bench`: sftkit against plain TRL `SFTTrainer` (its defaults), same model, data, batch and steps
+(docs/contracts.md §7).
 
 Runs are interleaved A/B/A/B (each in a fresh process, see bench_worker.py) and compared as ratios sftkit/TRL:
 trained (real, non-padding) tokens per second over the steps after the first, padding fraction, peak memory (RSS
@@ -49,13 +50,13 @@ QWEN_COMMON = dict(
 # `group_by_length` (length-grouped batches, transformers' sampler) or packing (BFD into max_length rows,
 # padding-free). Every ratio is taken to that row.
 VARIANTS = {
-    "sftkit": ("sftkit", {}),
-    "sftkit-shared": ("sftkit", {"sftkit_overrides": {"share_prompts": "true"}}),
+    "sftkit": ("sftkit", {}),  # defaults: shared prompts where a prompt repeats in a micro-batch
+    "sftkit-unshared": ("sftkit", {"sftkit_overrides": {"share_prompts": "false"}}),
     "trl": ("trl", {}),
     "trl-group_by_length": ("trl", {"trl_config": {"train_sampling_strategy": "group_by_length"}}),
     "trl-packing": ("trl", {"trl_config": {"packing": True, "packing_strategy": "bfd"}}),
 }
-DEFAULT_VARIANTS = ["sftkit", "sftkit-shared", "trl", "trl-group_by_length", "trl-packing"]
+DEFAULT_VARIANTS = ["sftkit", "sftkit-unshared", "trl", "trl-group_by_length", "trl-packing"]
 RFT = ["gsm8k-k4", "gsm8k-k8", "math-k4", "math-k8"]
 
 
@@ -85,6 +86,14 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS), help="trainer configurations"
+    )
+    p.add_argument(
+        "--once",
+        nargs="*",
+        default=[],
+        choices=list(VARIANTS),
+        help="variants run in the first round only (references far from the others, e.g. TRL's defaults, or packing "
+        "on CPU): keeps `make bench` short",
     )
     p.add_argument(
         "--model-shape",
@@ -280,6 +289,8 @@ def main(argv=None) -> int:
             runs: dict[str, list] = {v: [] for v in args.variants}
             for rnd in range(args.rounds):  # interleaved, the order reversed every other round
                 for variant in args.variants if rnd % 2 == 0 else args.variants[::-1]:
+                    if rnd and variant in args.once:
+                        continue
                     kind, extra = VARIANTS[variant]
                     result = run_worker(kind, {**spec, **extra}, work, f"{name}-{variant}-{rnd}")
                     print(
@@ -307,7 +318,10 @@ def main(argv=None) -> int:
         + ("one epoch" if args.epoch else f"{args.steps} steps")
         + f" x batch {args.batch}, max_length {args.max_length}; "
         + ("tokens/s over all steps. " if args.epoch else f"tokens/s over steps 2-{args.steps}. ")
-        + "TRL: SFTTrainer on a conversational prompt-completion dataset, defaults (`trl`), "
+        + (f"Round 1 only: {', '.join(args.once)}. " if args.once else "")
+        + "sftkit: its defaults (`sftkit`: shared prompts where a prompt repeats in a micro-batch), "
+        "`share_prompts=false` (`sftkit-unshared`). "
+        "TRL: SFTTrainer on a conversational prompt-completion dataset, defaults (`trl`), "
         "`train_sampling_strategy=group_by_length`, `packing=True` (BFD, padding-free). "
         f"Command: `{' '.join(['python benchmarks/bench.py', *(argv if argv is not None else sys.argv[1:])])}`\n\n"
         + text
