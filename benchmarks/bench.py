@@ -284,8 +284,8 @@ def main(argv=None) -> int:
         for name, path in write_datasets(args.data, work, args.gsm8k_rows, args.problems).items():
             spec = {**base, "data": str(path)}
             if args.epoch:
-                rows = sum(1 for line in path.read_text().splitlines() if line.strip())
-                spec.update(steps=-(-rows // args.batch), from_start=True)
+                n_rows = sum(1 for line in path.read_text().splitlines() if line.strip())
+                spec.update(steps=-(-n_rows // args.batch), from_start=True)
             runs: dict[str, list] = {v: [] for v in args.variants}
             for rnd in range(args.rounds):  # interleaved, the order reversed every other round
                 for variant in args.variants if rnd % 2 == 0 else args.variants[::-1]:
