@@ -1,6 +1,7 @@
 """Worker for test_sequence_parallel.py, run with `torchrun --nproc_per_node 2`: the Ulysses attention path
 against the plain model on the same packed batch — logits, summed loss and gradients — for a model with as many
-key/value heads as ranks and one with fewer (repeated, as verl does)."""
+key/value heads as ranks and one with fewer (repeated, as verl does); each model keeps its own group after the
+next one is set up in the same process."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def summed_loss(logits, shift_labels):
     return torch.nn.functional.cross_entropy(logits[0], shift_labels[0], ignore_index=-100, reduction="sum")
 
 
-def check(kv_heads: int) -> None:
+def check(kv_heads: int):
     rank = dist.get_rank()
     tok = build_tokenizer()
     model = build_model(tok, hidden_size=64, layers=2)
@@ -69,9 +70,17 @@ def check(kv_heads: int) -> None:
         torch.testing.assert_close(plain, full[:, :17].detach(), atol=1e-5, rtol=0)
     print(f"rank {rank}: kv_heads={kv_heads} ok", flush=True)
 
+    def again() -> None:  # the sequence-parallel forward once more, after other models were set up
+        with torch.no_grad(), group.running():
+            logits = model(**{k: v for k, v in part.items() if k != "shift_labels"}, use_cache=False).logits
+        torch.testing.assert_close(logits[:, : mine.shape[1]], mine, atol=1e-5, rtol=0)
+
+    return again
+
 
 if __name__ == "__main__":
     dist.init_process_group("gloo")
-    for kv in map(int, sys.argv[1:]):
-        check(kv)
+    checks = [check(kv) for kv in map(int, sys.argv[1:])]
+    for again in checks:
+        again()
     dist.destroy_process_group()

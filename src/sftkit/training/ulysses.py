@@ -4,15 +4,20 @@ The processes form a (dp = world / S) x (sp = S) grid; the S ranks of a group ge
 shards over dp only). Each micro-batch is the padding-free concatenation of its examples, padded to a multiple of
 S and cut into S consecutive slices, one per rank (`Group.slice`): every rank embeds, projects and runs the MLP for
 its slice only, which is where activation memory goes. Attention needs the whole sequence: the function
-registered here as `ulysses` (transformers' AttentionInterface) exchanges, with one all-to-all, the slice of every
+registered by `setup` (transformers' AttentionInterface) exchanges, with one all-to-all, the slice of every
 head for all the sequence of a few heads, runs the real kernel (sdpa, flash_attention_2 or flex_attention) on
-full sequences, and exchanges back. The labels are shifted before slicing, so each token is scored once, on the
-rank that holds it, and the loss (TRL's, over `shift_labels`) is the token mean of the step as without sp.
+full sequences, and exchanges back. transformers looks attention functions up by name in a process-wide registry
+(the model's attn_implementation): `setup` registers this group's own functions, with the group bound to them,
+under a name of their own (`ulysses_<id>`), and sets that name on the model, so no module global holds a group and
+two models set up in one process keep their own. The labels are shifted before slicing, so each token is scored
+once, on the rank that holds it, and the loss (TRL's, over `shift_labels`) is the token mean of the step as without
+sp.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -131,16 +136,12 @@ def causal_per_document(q, k, v, cu, dropout: float, scaling) -> torch.Tensor:
     return torch.cat(parts, dim=2).transpose(1, 2)
 
 
-_GROUP: Group | None = None
-
-
-def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    """The `ulysses` attention function: all-to-all, the real kernel on whole sequences, all-to-all back."""
+def attention(g: Group, module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """The attention function of group `g`: all-to-all, the real kernel on whole sequences, all-to-all back."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    g = _GROUP
-    if g is None or not g.active:  # generation, or a forward outside training/validation: the plain kernel
-        return ALL_ATTENTION_FUNCTIONS[g.kernel if g else "sdpa"](
+    if not g.active:  # generation, or a forward outside training/validation: the plain kernel
+        return ALL_ATTENTION_FUNCTIONS[g.kernel](
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     if key.shape[1] < g.sp:  # fewer key/value heads than ranks: repeat them (as verl does)
@@ -156,23 +157,21 @@ def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     return heads_to_seq(out.contiguous(), g.sp, g.group), None
 
 
-def _mask(*args, **kwargs):
+def _mask(g: Group, *args, **kwargs):
     """No mask from the model: the attention function above builds its own for the whole packed row."""
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
-    g = _GROUP
-    if g is not None and g.active:
+    if g.active:
         return None
-    return ALL_MASK_ATTENTION_FUNCTIONS[g.kernel if g else "sdpa"](*args, **kwargs)
+    return ALL_MASK_ATTENTION_FUNCTIONS[g.kernel](*args, **kwargs)
 
 
 def setup(plan, model) -> Group:
-    """The (dp, sp) grid's sp groups (every rank creates every group, as torch requires), the `ulysses` attention
-    registered and set on the model."""
+    """The (dp, sp) grid's sp groups (every rank creates every group, as torch requires); this rank's group's
+    attention and mask functions registered under their own name and set on the model."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
-    global _GROUP
     sp, world, rank = plan.sp_size, dist.get_world_size(), dist.get_rank()
     mine = None
     for start in range(0, world, sp):
@@ -180,8 +179,9 @@ def setup(plan, model) -> Group:
         if start <= rank < start + sp:
             mine = group
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
-    _GROUP = Group(sp, rank % sp, mine, plan.attn_implementation, pad)
-    AttentionInterface.register(NAME, attention)
-    AttentionMaskInterface.register(NAME, _mask)
-    model.set_attn_implementation(NAME)
-    return _GROUP
+    g = Group(sp, rank % sp, mine, plan.attn_implementation, pad)
+    name = f"{NAME}_{id(g):x}"
+    AttentionInterface.register(name, functools.partial(attention, g))
+    AttentionMaskInterface.register(name, functools.partial(_mask, g))
+    model.set_attn_implementation(name)
+    return g
