@@ -1,4 +1,5 @@
-"""Batching (SPEC §7): grouped order, token-budget batches, padding fraction, and padding-free (packed) loss."""
+"""Batching (docs/contracts.md §7): grouped order, token-budget batches, padding fraction, and padding-free (packed)
+loss."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The tokenized-examples cache (SPEC §3 Scale): built once per (files' content, tokenizer, template, settings),
-opened memory-mapped by later runs with the same report; one changed row, another template or another max_length
-builds again, nothing else does."""
+"""The tokenized-examples cache (docs/contracts.md §3 Scale): built once per (files' content, tokenizer, template,
+settings), opened memory-mapped by later runs with the same report; one changed row, another template or another
+max_length builds again, nothing else does."""
 
 from __future__ import annotations
 

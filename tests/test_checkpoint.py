@@ -1,5 +1,5 @@
-"""Checkpoints (SPEC §5): exact resume, refusal of another run's checkpoint, crashes and full disks mid-save,
-pruning, global_step_0, export."""
+"""Checkpoints (docs/contracts.md §5): exact resume, refusal of another run's checkpoint, crashes and full disks
+mid-save, pruning, global_step_0, export."""
 
 from __future__ import annotations
 

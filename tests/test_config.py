@@ -1,5 +1,5 @@
-"""Configuration (SPEC §2): verl keys, override forms, recipe -> env -> CLI precedence, batch arithmetic, errors,
-every shipped recipe through the real parser, and `--help` of every subcommand."""
+"""Configuration (docs/contracts.md §2): verl keys, override forms, recipe -> env -> CLI precedence, batch arithmetic,
+errors, every shipped recipe through the real parser, and `--help` of every subcommand."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if not p.stem.startswith("rounds-"))  # training
 BASE = ["model_name_or_path=some/model", "train_files=[train.parquet]"]  # the two settings resolve requires
 
-# SPEC §2, copied as written: at least these verl keys map onto our fields.
-SPEC_VERL_KEYS = """
+# docs/contracts.md §2, copied as written: at least these verl keys map onto our fields.
+CONTRACT_VERL_KEYS = """
 data.train_files, data.val_files, data.prompt_key, data.response_key, data.max_length, data.truncation,
 data.micro_batch_size_per_gpu, data.train_batch_size, optim.lr, optim.weight_decay, optim.betas, optim.clip_grad,
 optim.lr_warmup_steps_ratio, optim.lr_scheduler, model.partial_pretrain, model.enable_gradient_checkpointing,
@@ -36,9 +36,10 @@ trainer.save_freq, trainer.test_freq, trainer.logger, trainer.project_name, trai
 trainer.default_local_dir, trainer.resume_from_checkpoint, trainer.seed, trainer.max_ckpt_to_keep,
 use_remove_padding, ulysses_sequence_parallel_size
 """
-# SPEC §2's environment variables, less NPROC_PER_NODE (the number of processes: read by the launcher shims).
-SPEC_ENV_VARS = "MODEL_NAME TRAIN_FILE VAL_FILE OUTPUT_DIR BATCH_SIZE LEARNING_RATE EPOCHS MAX_LENGTH LORA_RANK"
-SPEC_ENV_VARS += " LORA_ALPHA"
+# docs/contracts.md §2's environment variables, less NPROC_PER_NODE (the number of processes: read by the launcher
+# shims).
+CONTRACT_ENV_VARS = "MODEL_NAME TRAIN_FILE VAL_FILE OUTPUT_DIR BATCH_SIZE LEARNING_RATE EPOCHS MAX_LENGTH LORA_RANK"
+CONTRACT_ENV_VARS += " LORA_ALPHA"
 
 # verl key -> (value as typed, part of Resolved, field, expected value with its type, extra overrides needed)
 VERL_CASES = {
@@ -109,7 +110,7 @@ def write_recipe(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
 
 # ---- verl keys --------------------------------------------------------------------------------------------------
 def test_spec_verl_keys_are_all_mapped():
-    keys = [k.strip() for k in SPEC_VERL_KEYS.replace("\n", " ").split(",")]
+    keys = [k.strip() for k in CONTRACT_VERL_KEYS.replace("\n", " ").split(",")]
     assert len(keys) == 36
     assert sorted(set(keys) - set(VERL_KEYS)) == []
 
@@ -283,7 +284,7 @@ def test_env_var_maps_to_its_field(var):
 
 
 def test_spec_env_vars_are_all_read():
-    assert set(SPEC_ENV_VARS.split()) == set(ENV_VARS)
+    assert set(CONTRACT_ENV_VARS.split()) == set(ENV_VARS)
 
 
 def test_seed_env_only_run():

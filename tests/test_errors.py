@@ -1,4 +1,4 @@
-"""SPEC §8: every user mistake -> one clear message naming the file/key/row and the fix, exit code 2, no
+"""docs/contracts.md §8: every user mistake -> one clear message naming the file/key/row and the fix, exit code 2, no
 traceback, before any expensive work. Also the seed launch shims and the loggers."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`sftkit inspect` (SPEC §1): quantiles, padding report, rendering, the JSON report end to end, and its errors."""
+"""`sftkit inspect` (docs/contracts.md §1): quantiles, padding report, rendering, the JSON report end to end, and its
+errors."""
 
 from __future__ import annotations
 

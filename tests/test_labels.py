@@ -1,4 +1,5 @@
-"""The labels contract (SPEC §4), token by token, for the three kinds of tokenizer; truncation; files -> dataset.
+"""The labels contract (docs/contracts.md §4), token by token, for the three kinds of tokenizer; truncation; files ->
+dataset.
 
 Trained text: the chat template's user turn with the generation prompt (labels -100), then the response and the
 end-of-turn `<|im_end|>` (trained), and nothing after it (not Qwen's trailing newline). Without a chat template:

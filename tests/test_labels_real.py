@@ -1,5 +1,5 @@
-"""The labels contract (SPEC §4) on real assets: the Qwen2.5 and Qwen3 vocabularies and chat templates, and the
-Llama 3.1 template (tests/real_tokenizers.py rebuilds them offline).
+"""The labels contract (docs/contracts.md §4) on real assets: the Qwen2.5 and Qwen3 vocabularies and chat templates,
+and the Llama 3.1 template (tests/real_tokenizers.py rebuilds them offline).
 
 What is trained is the assistant turn exactly as the template renders it for this response, up to and including
 its end-of-turn token — Qwen3 moves `<think>…</think>` into its own think block, adds an empty one where there is

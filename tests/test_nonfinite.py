@@ -1,6 +1,6 @@
-"""A diverged run is never a success (training/nonfinite.py, SPEC §5): a non-finite loss or gradient norm stops the
-run before its optimizer step (exit 3, no global_step_final, no export), or with nonfinite_step=skip skips that
-step; metrics.jsonl stays valid JSON."""
+"""A diverged run is never a success (training/nonfinite.py, docs/contracts.md §5): a non-finite loss or gradient norm
+stops the run before its optimizer step (exit 3, no global_step_final, no export), or with nonfinite_step=skip skips
+that step; metrics.jsonl stays valid JSON."""
 
 from __future__ import annotations
 

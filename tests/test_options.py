@@ -1,4 +1,5 @@
-"""Every option `sftkit train` accepts is honoured or refused (config/options.py, config/checks.py; SPEC §2).
+"""Every option `sftkit train` accepts is honoured or refused (docs/contracts.md §2; config/options.py,
+config/checks.py).
 
 The walk over the parser's fields fails when TRL or transformers adds a field that no table places, so an upgrade
 cannot bring an option that is accepted and ignored.

@@ -1,8 +1,8 @@
-"""The stop contract until the last file is written (training/preempt.py, finish.py, callbacks.py; SPEC §5):
-a signal during the final validation, save or export leaves a resumable run; a stop at a validation step gives
-the same results as no stop; Ctrl-C and a SIGTERM to the whole process group (data loader workers included)
-behave like SIGTERM to the main process. Signals are real: sent with os.kill to this process, or to a child's
-process group."""
+"""The stop contract until the last file is written (docs/contracts.md §5; training/preempt.py, finish.py,
+callbacks.py): a signal during the final validation, save or export leaves a resumable run; a stop at a validation
+step gives the same results as no stop; Ctrl-C and a SIGTERM to the whole process group (data loader workers
+included) behave like SIGTERM to the main process. Signals are real: sent with os.kill to this process, or to a
+child's process group."""
 
 from __future__ import annotations
 

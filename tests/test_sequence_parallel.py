@@ -1,6 +1,6 @@
-"""Ulysses sequence parallelism (`ulysses_sequence_parallel_size`, SPEC §7) on CPU over gloo: the same loss per step
-and the same weights as one process on the same examples, with dp x sp grids, and checkpoints that resume without
-it. The attention path itself (logits, loss, gradients; key/value heads fewer than ranks) is checked in
+"""Ulysses sequence parallelism (`ulysses_sequence_parallel_size`, docs/contracts.md §7) on CPU over gloo: the same
+loss per step and the same weights as one process on the same examples, with dp x sp grids, and checkpoints that resume
+without it. The attention path itself (logits, loss, gradients; key/value heads fewer than ranks) is checked in
 tests/sp_worker.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The output convention of every command (SPEC §1 "Outputs"), checked before any work.
+"""The output convention of every command (docs/contracts.md §1 "Outputs"), checked before any work.
 
 1. A command never writes over one of its own inputs: an output that is an input file (compared as real paths,
    so also through globs, folders, `..`, symlinks and hard links) is refused, even with `--overwrite`.

@@ -1,6 +1,6 @@
-"""A cheap fingerprint of the base model's weights, recorded in every checkpoint and compared on resume (SPEC §5):
-a base rebuilt or replaced at the same path (other weights) is a different run, while the same weights moved to
-another path are not.
+"""A cheap fingerprint of the base model's weights, recorded in every checkpoint and compared on resume
+(docs/contracts.md §5): a base rebuilt or replaced at the same path (other weights) is a different run, while the same
+weights moved to another path are not.
 
 What it reads: for every weight file of the folder (*.safetensors, *.bin, *.pt, *.pth), its name and size, the
 whole safetensors header (tensor names, dtypes, shapes, offsets: 30-100 KB for an 8B model), and SAMPLES slices of

@@ -1,4 +1,4 @@
-"""The `global_step_N/` checkpoint layout on disk (SPEC §5): names, atomic writes, finding and pruning.
+"""The `global_step_N/` checkpoint layout on disk (docs/contracts.md §5): names, atomic writes, finding and pruning.
 
     OUTPUT_DIR/global_step_{N|final}/
         model.pt        full, unsharded state dict of the trained weights (adapter weights only for LoRA)

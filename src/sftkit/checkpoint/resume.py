@@ -1,4 +1,5 @@
-"""Which checkpoint a run resumes from, whether its run matches this one, and whose output folder this is (SPEC §5).
+"""Which checkpoint a run resumes from, whether its run matches this one, and whose output folder this is
+(docs/contracts.md §5).
 
 Rank 0 decides and every rank follows: `choose` picks the checkpoint on rank 0, shares it, and checks that every
 rank can read it (nodes without a shared file system would otherwise resume some ranks and start others fresh).

@@ -1,7 +1,7 @@
 """What sftkit does with each option it inherits from TRL's `SFTConfig` / transformers' `TrainingArguments`.
 
 `sftkit train` accepts every field of those dataclasses on its command line (users coming from TRL type them), so
-each one is either honoured or refused before any expensive work (SPEC §2) — never accepted and ignored:
+each one is either honoured or refused before any expensive work (docs/contracts.md §2) — never accepted and ignored:
 - sftkit's own fields (`ModelArguments`, `DataArguments`, the fields `SftkitConfig` adds or redefines) and the
   inherited fields in HONOURED do what their help says;
 - ALIASES are TRL/transformers habits with an obvious sftkit meaning: the value moves to the sftkit field (and its
@@ -74,7 +74,9 @@ _EVAL = "validation is the loss over the validation set (and val_accuracy with e
 _TEMPLATE = "the model folder's tokenizer (chat template, end of turn, pad token) is used as it is"
 
 REFUSED: dict[str, Refused] = {
-    "label_smoothing_factor": Refused("the loss is the plain token mean of the step (labels contract, SPEC §4)"),
+    "label_smoothing_factor": Refused(
+        "the loss is the plain token mean of the step (labels contract, docs/contracts.md §4)"
+    ),
     "bf16_full_eval": Refused("validation runs in the training precision (bf16/dtype)"),
     "fp16_full_eval": Refused("validation runs in the training precision (bf16/dtype)"),
     "liger_kernel_config": Refused("model.use_liger=true applies Liger's kernels with sftkit's settings"),

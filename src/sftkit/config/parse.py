@@ -1,4 +1,5 @@
-"""Recipe YAML -> environment variables -> overrides, into typed settings (SPEC §2). Nothing is derived here.
+"""Recipe YAML -> environment variables -> overrides, into typed settings (docs/contracts.md §2). Nothing is derived
+here.
 
 Precedence, lowest to highest: recipe, the seed's environment variables that are set, command-line flags and
 overrides. Overrides come as `--learning_rate 1e-5`, `--learning_rate=1e-5`, `learning_rate=1e-5` or verl's

@@ -1,4 +1,4 @@
-"""The labels contract (SPEC §4): prompt/response -> `input_ids` + `labels`.
+"""The labels contract (docs/contracts.md §4): prompt/response -> `input_ids` + `labels`.
 
 Text trained on: the chat template applied to the prompt as one user turn with the generation prompt (tokenized on
 its own, as at inference; labels -100), then the assistant turn exactly as the template renders it for this

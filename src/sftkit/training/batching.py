@@ -1,4 +1,4 @@
-"""Which examples make each optimizer step, and how a step is cut into micro-batches (SPEC §2, §7).
+"""Which examples make each optimizer step, and how a step is cut into micro-batches (docs/contracts.md §2, §7).
 
 - A *step* is `global_batch` examples (data.train_batch_size), the same examples whatever the number of
   processes or the micro batch: `step_order` fixes them per (seed, epoch). Padded batches draw steps as length

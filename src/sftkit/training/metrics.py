@@ -1,4 +1,5 @@
-"""What a run reports (SPEC §6): console line + progress bar, `metrics.jsonl`, `loss.png`; MFU and peak memory.
+"""What a run reports (docs/contracts.md §6): console line + progress bar, `metrics.jsonl`, `loss.png`; MFU and peak
+memory.
 
 Keys of a training row in metrics.jsonl: step, epoch, loss, learning_rate, grad_norm, tokens_per_second,
 padding_fraction, eta_seconds (+ mfu, peak_memory_gib on GPU). Validation rows: step, val_loss (+ val_accuracy with

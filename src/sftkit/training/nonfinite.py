@@ -1,5 +1,5 @@
-"""A step whose loss or gradient norm is NaN/inf (SPEC §5): the run stops before the optimizer step, or, with
-`nonfinite_step=skip`, that optimizer step is skipped. Either way no non-finite weight is ever stepped into, saved
+"""A step whose loss or gradient norm is NaN/inf (docs/contracts.md §5): the run stops before the optimizer step, or,
+with `nonfinite_step=skip`, that optimizer step is skipped. Either way no non-finite weight is ever stepped into, saved
 or exported, and every rank decides alike (the gradient norm is global; the loss flags are all-reduced).
 """
 

@@ -1,5 +1,5 @@
-"""Shared-prompt packing (`data.share_prompts`, SPEC §7): the solutions of one prompt in a micro-batch are computed
-as one prefix and N continuations, in one padding-free row.
+"""Shared-prompt packing (`data.share_prompts`, docs/contracts.md §7): the solutions of one prompt in a micro-batch are
+computed as one prefix and N continuations, in one padding-free row.
 
 Rejection-sampled data has several solutions behind the same prompt; unshared, every one of them recomputes the
 prompt. Here examples whose prompt tokens (the labels' leading -100s) are identical are packed as
