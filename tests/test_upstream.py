@@ -143,14 +143,37 @@ def test_trl_padding_free_collator_gives_sequence_boundaries():
     assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5] and "attention_mask" not in batch
 
 
-def test_accelerate_state_and_attention_registries_we_use():
-    from accelerate.state import PartialState
+def test_attention_registries_we_use():
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
-    assert isinstance(PartialState._shared_state, dict)  # dist._state() reads it to avoid creating the state
     assert callable(AttentionInterface.register) and callable(AttentionMaskInterface.register)
     assert "sdpa" in AttentionInterface._global_mapping and "sdpa" in AttentionMaskInterface._global_mapping
+
+
+def test_partial_state_is_seen_without_being_created():
+    """dist._state() reads Accelerate's private `PartialState._shared_state`: empty until a PartialState is built
+    (TrainingArguments builds one), so sftkit's rank and world size never create the state (which would set up
+    the process group). The public `accelerate.state.is_initialized()` cannot replace it: it watches
+    AcceleratorState, which only the Trainer's Accelerator builds, and stays False in between."""
+    from accelerate.state import AcceleratorState, PartialState, is_initialized
+
+    from sftkit import dist
+
+    saved = dict(PartialState._shared_state), dict(AcceleratorState._shared_state)
+    PartialState._shared_state.clear()
+    AcceleratorState._shared_state.clear()
+    try:
+        assert dist._state() is None and not PartialState._shared_state  # asking created nothing
+        PartialState(cpu=True)
+        state = dist._state()
+        assert state is not None and state.num_processes == dist.world_size() == 1 and dist.is_main()
+        assert not is_initialized()
+    finally:
+        PartialState._shared_state.clear()
+        AcceleratorState._shared_state.clear()
+        PartialState._shared_state.update(saved[0])
+        AcceleratorState._shared_state.update(saved[1])
 
 
 @pytest.mark.parametrize("name", ["get_train_dataloader", "get_eval_dataloader", "training_step", "evaluation_loop"])

@@ -21,7 +21,9 @@ T = TypeVar("T")
 
 
 def _state():
-    """Accelerate's PartialState once the run set it up (TrainingArguments does), else None. Never creates it."""
+    """Accelerate's PartialState once the run set it up (TrainingArguments does), else None. Never creates it: no
+    public API tells whether it exists (`accelerate.state.is_initialized` watches AcceleratorState), so the private
+    `_shared_state` is read; pinned in tests/test_upstream.py."""
     from accelerate.state import PartialState
 
     return PartialState() if PartialState._shared_state else None
