@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("sftkit.grading.filter", "keep only correct solutions (math-verify against the metadata answers)"),
     "inspect": ("sftkit.dry_run", "dry run: resolved config, lengths, padding, examples with trained tokens marked"),
     "train": ("sftkit.train", "fine-tune (full or LoRA) from a recipe with overrides"),
+    "launch": (
+        "sftkit.launch",
+        "`accelerate launch` that keeps the training's exit code (75, 2, 3) and prints no traceback",
+    ),
     "export": ("sftkit.checkpoint.export", "a global_step_* checkpoint -> Hugging Face model folder"),
     "eval": ("sftkit.evaluation.command", "generate and grade solutions of a checkpoint: accuracy, pass@k, next data"),
     "rounds": ("sftkit.rounds.command", "the bootstrapping loop, N rounds of eval/filter/prepare/train, resumable"),

@@ -171,6 +171,21 @@ def report(exc: SftkitError) -> None:
         print(f"error (rank {rank()}): {exc}", file=sys.stderr, flush=True)
 
 
+def _leave(together: bool) -> None:
+    """Tear the process group down before a rank exits on a user error. A rank that exits with its gloo/NCCL group
+    alive aborts in the C++ destructors ("terminate called without an active exception", SIGABRT) and the launcher
+    reports a crash; an error every rank raised (`shared`) waits for all of them first, so none is killed mid-exit."""
+    if not distributed():
+        return
+    import torch.distributed as torch_dist
+
+    try:
+        if together:
+            torch_dist.barrier()
+    finally:
+        torch_dist.destroy_process_group()
+
+
 def user_errors(func: Callable[..., int]) -> Callable[..., int]:
     """Turn SftkitError into `error: ...` on stderr (once) and its exit code (2), instead of a traceback."""
 
@@ -180,6 +195,7 @@ def user_errors(func: Callable[..., int]) -> Callable[..., int]:
             return func(*args, **kwargs)
         except SftkitError as exc:
             report(exc)
+            _leave(exc.shared)
             return exc.exit_code
 
     return wrapper

@@ -1,9 +1,9 @@
-"""The training stage in a child process (`python -m sftkit.train`, or `accelerate launch --config_file CFG -m
-sftkit.train`): its memory (and GPUs) are free when it ends, and its exit code — 75 when pre-empted — passes
-through. Stop signals reach it through its stop file ($SFTKIT_STOP_FILE, training/preempt.py), which every rank
-checks at each step boundary, also under launchers that do not pass signals on; the child runs in its own session,
-so a Ctrl-C in the terminal or a signal to the process group is not counted twice (a second Ctrl-C in the training
-aborts it). The child dies with this process (PR_SET_PDEATHSIG).
+"""The training stage in a child process (`python -m sftkit.train`, or `sftkit launch --config_file CFG -m
+sftkit.train`: accelerate launch keeping the exit code): its memory (and GPUs) are free when it ends, and its exit
+code — 75 when pre-empted — passes through. Stop signals reach it through its stop file ($SFTKIT_STOP_FILE,
+training/preempt.py), which every rank checks at each step boundary, also under launchers that do not pass signals
+on; the child runs in its own session, so a Ctrl-C in the terminal or a signal to the process group is not counted
+twice (a second Ctrl-C in the training aborts it). The child dies with this process (PR_SET_PDEATHSIG).
 
 In-process stages stop at once on SIGTERM/SIGUSR1 (`Preempted`): their .partial folder is redone by the next run.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -55,11 +54,8 @@ def train_command(accelerate: str | None) -> list[str]:
     if not config.is_file():
         names = sorted(p.stem for p in resources.accelerate_configs().glob("*.yaml"))
         raise SftkitError(f"--accelerate-config {accelerate}: no such file or shipped config ({', '.join(names)})")
-    exe = Path(sys.executable).with_name("accelerate")
-    launcher = str(exe) if exe.is_file() else shutil.which("accelerate")
-    if launcher is None:
-        raise SftkitError("--accelerate-config needs the `accelerate` command (pip install accelerate)")
-    return [launcher, "launch", "--config_file", str(config), "-m", "sftkit.train"]
+    # `sftkit launch` (accelerate launch that keeps the exit code: 75 when pre-empted, not accelerate's 1)
+    return [sys.executable, "-m", "sftkit.launch", "--config_file", str(config), "-m", "sftkit.train"]
 
 
 def run_training(command: list[str], stop_file: Path) -> int:

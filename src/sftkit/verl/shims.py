@@ -8,10 +8,8 @@ GPUs; 2+ CPU processes over gloo without GPUs).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from sftkit import resources
 from sftkit.dist import user_errors
@@ -34,9 +32,8 @@ def launch_command(kind: str, nproc: int) -> list[str]:
     import torch
 
     name = ("fsdp4" if kind == "full" else "ddp") if torch.cuda.is_available() else "cpu_ddp"
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    config = resources.accelerate_config(name)
-    return [accelerate, "launch", "--config_file", str(config), "--num_processes", str(nproc), *train]
+    config = resources.accelerate_config(name)  # `sftkit launch`: accelerate launch, the exit code kept (75, 2, 3)
+    return [sys.executable, "-m", "sftkit.launch", "--config_file", str(config), "--num_processes", str(nproc), *train]
 
 
 @user_errors
