@@ -107,12 +107,18 @@ def test_our_overrides_keep_the_upstream_signatures():
             assert list(inspect.signature(ours).parameters)[: len(expected)] == expected, name
 
 
-def test_training_arguments_mixed_precision_is_an_attribute_set_after_init():
+def test_training_arguments_mixed_precision_is_an_attribute_set_after_init(tmp_path, monkeypatch):
     """The plan sets `mixed_precision` on the built arguments (an accelerate config's value must not win over an
-    explicit dtype): transformers computes it in __post_init__, it is no dataclass field."""
-    source = inspect.getsource(TrainingArguments.__post_init__)
-    assert "self.mixed_precision =" in source
-    assert "mixed_precision" not in {f.name for f in __import__("dataclasses").fields(TrainingArguments)}
+    explicit dtype): transformers takes it from the accelerate config's environment in __post_init__, as a plain
+    attribute (no dataclass field, so the plan cannot pass it to the constructor)."""
+    import dataclasses
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    assert args.mixed_precision == "bf16"  # the accelerate config's choice, unless the plan overwrites it
+    assert "mixed_precision" not in {f.name for f in dataclasses.fields(TrainingArguments)}
+    args.mixed_precision = "no"
+    assert args.mixed_precision == "no"
 
 
 def test_trl_fused_head_scores_pre_shifted_labels():
@@ -205,7 +211,10 @@ def test_accelerate_drops_fsdp_on_cpu_by_the_condition_fsdp_launch_patches():
 
 def test_accelerate_launch_tells_the_processes_an_fsdp_config_was_asked_for():
     """training/sharding.asked reads what `accelerate launch` exports for an FSDP config."""
+    from accelerate.commands.launch import launch_command_parser
     from accelerate.utils import launch
 
-    source = inspect.getsource(launch.prepare_multi_gpu_env)
-    assert 'current_env["ACCELERATE_USE_FSDP"] = "true"' in source and 'current_env["FSDP_VERSION"]' in source
+    argv = "--use_fsdp --fsdp_version 2 --num_processes 2 --num_machines 1 --machine_rank 0 --main_process_port 29500"
+    argv = [*argv.split(), "--mixed_precision", "no", "--dynamo_backend", "no", "train.py"]
+    env = launch.prepare_multi_gpu_env(launch_command_parser().parse_args(argv))
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_VERSION"] == "2"
