@@ -126,11 +126,12 @@ runs/bench-model/config.json: $(BIN)/.installed
 	$(BIN)/sftkit tiny-model runs/bench-model --hidden-size 256 --layers 4
 
 # One whole epoch per run (every trainer covers the same examples; TRL's length groups run their longest batches
-# first, so short windows favour it), 2 interleaved rounds, batch 16: 400 one-solution GSM8K rows, 100 problems x 4
-# GSM8K- and MATH-length solutions. TRL's defaults once (a reference); TRL's packing (BFD) only with ARGS: on CPU it
-# runs at ~0.2x of group_by_length (benchmarks/RESULTS.md), an epoch of it alone would take longer than the rest.
-BENCH_ARGS ?= --epoch --rounds 2 --batch 16 --data gsm8k gsm8k-k4 math-k4 --gsm8k-rows 400 --problems 100 \
-	--variants sftkit sftkit-unshared trl-group_by_length trl --once trl
+# first, so short windows favour it), 2 interleaved rounds, batch 16: 300 one-solution GSM8K rows, 75 problems x 4
+# GSM8K- and MATH-length solutions (~12 minutes on 2 busy cores). TRL's defaults and share_prompts=false once (for
+# reference); TRL's packing (BFD) only with ARGS (`--variants ... trl-packing`): on CPU it runs far behind
+# group_by_length (benchmarks/RESULTS.md).
+BENCH_ARGS ?= --epoch --rounds 2 --batch 16 --data gsm8k gsm8k-k4 math-k4 --gsm8k-rows 300 --problems 75 \
+	--variants sftkit trl-group_by_length sftkit-unshared trl --once sftkit-unshared trl
 bench: $(BIN)/.installed runs/bench-model/config.json
 	$(BIN)/python benchmarks/bench.py --model $(CURDIR)/runs/bench-model $(BENCH_ARGS) $(ARGS)
 
