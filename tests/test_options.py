@@ -167,6 +167,41 @@ def test_fp16_without_a_gpu_is_refused():
         plan("fp16=true")
 
 
+def test_activation_offloading_without_a_gpu_is_refused():
+    with pytest.raises(SftkitError, match="activation_offloading=true.*needs a GPU"):
+        plan("activation_offloading=true")
+
+
+def test_a_torch_compile_backend_accelerate_does_not_know_is_refused_at_once():
+    with pytest.raises(SftkitError, match="torch_compile_backend='foo'.*inductor"):
+        plan("torch_compile_backend=foo")
+    assert plan("torch_compile_backend=aot_eager").train.torch_compile_backend == "aot_eager"
+
+
+def test_optim_args_the_optimizer_does_not_read_are_refused():
+    with pytest.raises(SftkitError, match="optim_args='weight_decouple=True'.*not read by optim='adamw_torch_fused'"):
+        plan("optim=adamw_torch_fused", "optim_args=weight_decouple=True")
+    with pytest.raises(SftkitError, match=r"optim_args='betas=\(0.9,0.95\)'.*key=value,key=value"):
+        plan("optim_args=betas=(0.9,0.95)")
+
+
+def test_optim_args_the_optimizer_reads_are_accepted(monkeypatch):
+    """No optimizer that reads optim_args is installed here (they need bitsandbytes, galore, schedulefree ...):
+    transformers' builder is replaced by one that reads them, as those do."""
+    from transformers import Trainer
+
+    def builder(args, model=None):
+        from torch.optim import AdamW
+
+        return AdamW, {
+            "lr": args.learning_rate,
+            **dict(kv.split("=") for kv in (args.optim_args or "").split(",") if kv),
+        }
+
+    monkeypatch.setattr(Trainer, "get_optimizer_cls_and_kwargs", staticmethod(builder))
+    assert plan("optim_args=alpha=5").train.optim_args == "alpha=5"
+
+
 @pytest.mark.parametrize(
     "tokens, match",
     [

@@ -34,6 +34,26 @@ def apply_inherited(v: dict[str, Any], s) -> None:
             f"fp16=true ({s.origin('fp16')}) needs a GPU; on this machine training would run in fp32. Drop fp16 "
             "(or use dtype=bfloat16 for bf16 weights)."
         )
+    if v["activation_offloading"] and not accelerator():
+        raise SftkitError(
+            f"activation_offloading=true ({s.origin('activation_offloading')}) needs a GPU: TRL moves activations "
+            "to CPU memory over CUDA streams, and on a CPU they are there already. Drop it (or use "
+            "model.enable_gradient_checkpointing=true to save activation memory)."
+        )
+    _check_compile_backend(v, s)
+
+
+def _check_compile_backend(v: dict[str, Any], s) -> None:
+    """The name Accelerate turns into its `DynamoBackend` when it builds the accelerator (after the model loads)."""
+    from accelerate.utils import DynamoBackend
+
+    backend = v["torch_compile_backend"]
+    names = [m.value.lower() for m in DynamoBackend if m.value != "NO"]
+    if backend is not None and str(backend).upper() not in DynamoBackend.__members__:
+        raise SftkitError(
+            f"torch_compile_backend={backend!r} ({s.origin('torch_compile_backend')}) is not a torch.compile backend "
+            f"Accelerate knows; use one of: {', '.join(names)} (inductor is the default)"
+        )
 
 
 def _strategies(v: dict[str, Any], s) -> None:
@@ -120,8 +140,31 @@ def _check_optimizer(train, s) -> None:
     except ImportError as exc:
         raise SftkitError(f"optim={_value(train.optim)!r} ({s.origin('optim')}): {_first_line(exc)}") from None
     except (ValueError, TypeError) as exc:
-        if "model" not in str(exc).lower():  # GaLore/Apollo/LOMO need the model: checked when it is built
-            raise SftkitError(f"optim={_value(train.optim)!r} ({s.origin('optim')}): {_first_line(exc)}") from None
+        if "model" in str(exc).lower():  # GaLore/Apollo/LOMO need the model: checked when it is built
+            return
+        args = f" optim_args={train.optim_args!r} ({s.origin('optim_args')}, key=value,key=value)" * bool(
+            train.optim_args
+        )
+        raise SftkitError(f"optim={_value(train.optim)!r} ({s.origin('optim')}){args}: {_first_line(exc)}") from None
+    if train.optim_args and _optimizer_kwargs(train, train.optim_args) == _optimizer_kwargs(train, None):
+        optim = _value(train.optim)
+        raise SftkitError(
+            f"optim_args={train.optim_args!r} ({s.origin('optim_args')}) is not read by optim={optim!r}: "
+            "transformers passes optim_args only to optimizers with settings of their own (AdEMAMix, GaLore, Apollo, "
+            "AnyPrecisionAdamW, schedule-free, ...). Drop it, or use the keys this optimizer reads (learning_rate, "
+            "weight_decay, adam_beta1, adam_beta2, adam_epsilon)."
+        )
+
+
+def _optimizer_kwargs(train, optim_args: str | None) -> dict:
+    """The optimizer's keyword arguments transformers builds from `train` with these optim_args."""
+    from transformers import Trainer
+
+    asked, train.optim_args = train.optim_args, optim_args
+    try:
+        return Trainer.get_optimizer_cls_and_kwargs(train)[1]
+    finally:
+        train.optim_args = asked
 
 
 def _check_scheduler(train, s) -> None:
