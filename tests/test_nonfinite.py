@@ -49,15 +49,32 @@ def test_weights_that_overflow_in_a_step_are_never_saved(assets, tmp_path, sftki
 
 def test_skip_leaves_the_weights_of_a_non_finite_step_untouched(assets, tmp_path, sftkit):
     out = tmp_path / "run"
-    args = overrides(assets, out, max_steps=3, save_steps=1, eval_steps=0, nonfinite_step="skip", **DIVERGE)
+    args = overrides(assets, out, max_steps=3, save_steps=1, eval_steps=0, val_files="[]", nonfinite_step="skip",
+                     **DIVERGE)  # fmt: skip
     r = sftkit("train", *args)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "optimizer step skipped" in r.stdout
+    assert "optimizer step skipped" in r.stdout and "2 of 3 optimizer steps were skipped" in r.stdout
     first, final = model_pt(out / "global_step_1"), model_pt(out / "global_step_final")
     for key in first:  # steps 2 and 3 were skipped: the weights are step 1's
         torch.testing.assert_close(first[key], final[key], rtol=0, atol=0)
     rows = [row for row in metrics(out) if "loss" in row]
     assert rows[-1]["skipped_steps"] == 2
+    # a skipped step's loss is null, not transformers' 0 or a stale average
+    assert [row["loss"] is None for row in rows] == [False, True, True]
+    assert (out / "loss.png").is_file()
+
+
+def test_a_final_validation_loss_that_is_not_finite_is_a_diverged_run(assets, tmp_path, sftkit):
+    """Every step after the first skipped: the weights are finite, the model they make gives NaN (the run exited
+    0 and exported it)."""
+    out = tmp_path / "run"
+    args = overrides(assets, out, max_steps=3, save_steps=1, eval_steps=0, nonfinite_step="skip", **DIVERGE)
+    r = sftkit("train", *args)
+    assert r.returncode == 3, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "validation loss at its last step (3) is nan (2 optimizer steps were skipped)" in r.stderr
+    assert "global_step_final is not written" in r.stderr and "last checkpoint is " in r.stderr
+    assert not (out / "global_step_final").exists()
+    assert [row["val_loss"] for row in metrics(out) if "val_loss" in row] == [None]
 
 
 def test_nonfinite_step_takes_only_stop_or_skip():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sftkit import dist
 from sftkit.checkpoint import layout, state
+from sftkit.training import nonfinite
 
 
 def finish(plan, trainer) -> Path:
@@ -24,6 +25,12 @@ def finish(plan, trainer) -> Path:
         if trainer.stop.agreed(device):
             return _stopped(trainer, trainer.save_checkpoint(f"global_step_{step}"), "before the final validation")
         trainer.evaluate()
+    nonfinite.check_final_validation(trainer)
+    if trainer.skipped_steps:
+        dist.print0(
+            f"warning: {trainer.skipped_steps} of {step} optimizer steps were skipped (nonfinite_step=skip): their "
+            "losses or gradients were not finite"
+        )
     path = trainer.save_checkpoint("global_step_final")
     if trainer.stop.agreed(device):
         return _stopped(trainer, path, "before the Hugging Face export")
@@ -50,6 +57,7 @@ def finish_finished(plan, trainer, resume_from: Path, saved: dict) -> Path:
         trainer.state.global_step = step
         if trainer.eval_dataset is not None:
             trainer.evaluate()
+            nonfinite.check_final_validation(trainer)
         resume_from = dist.on_main(lambda: layout.copy_checkpoint(resume_from, out, "global_step_final"))
     return export_and_report(plan, resume_from)
 

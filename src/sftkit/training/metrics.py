@@ -180,8 +180,8 @@ class MetricsCallback(TrainerCallback):
 def plot_loss(metrics_path: str | Path, out_path: str | Path) -> Path | None:
     """loss.png: train and validation loss against step, from metrics.jsonl."""
     rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r and math.isfinite(r["loss"])]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    train = [(r["step"], r["loss"]) for r in rows if r.get("loss") is not None]  # null: not finite, or skipped
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
     accuracy = [(r["step"], r["val_accuracy"]) for r in rows if "val_accuracy" in r]
     if not train and not val:
         return None

@@ -34,6 +34,7 @@ def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
     if trainer.plan.train.nonfinite_step == "skip":
         model.zero_grad(set_to_none=True)
         trainer.skipped_steps += 1
+        trainer.skipped_at.append(step)
         dist.print0(f"warning: {what}; optimizer step skipped (nonfinite_step=skip; {trainer.skipped_steps} so far)")
         return False
     latest = layout.find_latest(trainer.plan.train.output_dir)
@@ -46,6 +47,39 @@ def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
         shared=True,
         exit_code=EXIT_DIVERGED,
     )
+
+
+def check_final_validation(trainer) -> None:
+    """Before global_step_final: a validation loss that is not finite at the last step means the final weights,
+    finite as they are, give non-finite losses (e.g. every late step skipped with nonfinite_step=skip): the run
+    is not a success, and nothing final is saved or exported."""
+    step = trainer.state.global_step
+    losses = [e["eval_loss"] for e in trainer.state.log_history if e.get("step") == step and "eval_loss" in e]
+    if not losses or finite(losses[-1]):
+        return
+    latest = layout.find_latest(trainer.plan.train.output_dir)
+    last = str(latest) if latest is not None else "none (no checkpoint was written)"
+    skipped = f" ({trainer.skipped_steps} optimizer steps were skipped)" if trainer.skipped_steps else ""
+    raise SftkitError(
+        f"the run diverged: the validation loss at its last step ({step}) is {losses[-1]}{skipped}. "
+        f"global_step_final is not written and nothing is exported; the last checkpoint is {last}. Lower the "
+        "learning rate (optim.lr), clip gradients (optim.clip_grad=1.0) or add warm-up, then resume from that "
+        "checkpoint or start afresh.",
+        shared=True,
+        exit_code=EXIT_DIVERGED,
+    )
+
+
+def window_loss(trainer, logs: dict, since: int) -> None:
+    """The logged training loss of steps since..global_step: None (null in metrics.jsonl) when every one of them was
+    skipped, where transformers' NaN filter would log 0 or a stale average as if the model had trained."""
+    steps = trainer.state.global_step - since
+    if (
+        "loss" in logs
+        and steps > 0
+        and sum(since < s <= trainer.state.global_step for s in trainer.skipped_at) == steps
+    ):
+        logs["loss"] = None
 
 
 def _num(value) -> str:

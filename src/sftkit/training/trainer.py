@@ -54,6 +54,8 @@ class SftkitTrainer(SFTTrainer):
         self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
+        self.skipped_at: list[int] = []  # their step numbers
+        self.logged_step = 0  # the step of the last training-loss log
         # data.share_prompts where it applies: a prompt id per example when some prompt repeats (shared_prompts.py)
         self.prompt_groups = prompt_groups
         self.share_prompts = prompt_groups is not None
@@ -170,6 +172,8 @@ class SftkitTrainer(SFTTrainer):
     def log(self, logs: dict, start_time: float | None = None) -> None:
         if "loss" in logs and self.model.training:
             logs.update(self.speed_metrics())
+            nonfinite.window_loss(self, logs, self.logged_step)
+            self.logged_step = self.state.global_step
         super().log(logs, start_time)
 
     def speed_metrics(self) -> dict:
