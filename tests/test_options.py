@@ -125,6 +125,28 @@ def test_an_alias_and_its_sftkit_field_that_disagree_are_an_error():
     assert plan("save_total_limit=2", "trainer.max_ckpt_to_keep=2").train.max_ckpt_to_keep == 2
 
 
+@pytest.mark.parametrize(
+    "recipe_line, token, field, value",
+    [
+        ("max_ckpt_to_keep: 2", "save_total_limit=3", "max_ckpt_to_keep", 3),
+        ("save_total_limit: 3", "trainer.max_ckpt_to_keep=2", "max_ckpt_to_keep", 2),
+        ("logger: [console, wandb]", "report_to=none", "logger", ["none"]),
+        ("logger: [console]", "report_to=tensorboard", "logger", ["console", "tensorboard"]),
+        ("report_to: tensorboard", "trainer.logger=console", "logger", ["console"]),
+        ("eval_steps: 5", "eval_strategy=no", "eval_steps", None),
+        ("eval_strategy: 'no'", "eval_steps=5", "eval_steps", 5),
+    ],
+)
+def test_the_command_line_overrides_the_recipe_across_the_two_spellings_of_a_setting(
+    tmp_path, recipe_line, token, field, value
+):
+    """A TRL spelling on the command line overrides the recipe's sftkit key, and the other way round (they said
+    'one setting; keep one'): command line > environment > recipe holds for the setting, whatever its name."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"val_files: [v.parquet]\n{recipe_line}\n")
+    assert plan(token, recipe=str(recipe)).to_dict()[field] == value
+
+
 def test_report_to_is_the_logger():
     p = plan("report_to=tensorboard")
     assert p.train.logger == ["console", "tensorboard"] and p.trainer_args.report_to == ["tensorboard"]

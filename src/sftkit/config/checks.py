@@ -72,12 +72,15 @@ def _strategies(v: dict[str, Any], s) -> None:
             "eval_steps=N optimizer steps (trainer.test_freq) and at the end; use eval_steps."
         )
     if evaluate == "no" and "eval_strategy" in s.sources:  # asked explicitly: no validation at all
-        if "eval_steps" in s.sources and v["eval_steps"]:
+        steps = "eval_steps" in s.sources and v["eval_steps"]
+        later = _later(s, "eval_strategy", "eval_steps") if steps else "eval_strategy"
+        if later is None:
             raise SftkitError(
                 f"eval_strategy='no' ({s.origin('eval_strategy')}) and eval_steps={v['eval_steps']} "
                 f"({s.origin('eval_steps')}) contradict each other; keep one."
             )
-        v["val_files"], v["eval_steps"] = [], None
+        if later == "eval_strategy":
+            v["val_files"], v["eval_steps"] = [], None
     if (
         v["lr_scheduler_type"] in NEEDS_VALIDATION_METRICS
         or _value(v["lr_scheduler_type"]) in NEEDS_VALIDATION_METRICS
@@ -98,10 +101,14 @@ def _loggers(v: dict[str, Any], s) -> None:
         report = [str(r).strip() for r in report if r is not None]
         asked = ["none"] if report in ([], ["none"]) else report
         if "logger" in s.sources and set(asked) - {"console"} != set(logger) - {"console"}:
-            raise SftkitError(
-                f"report_to={report} ({s.origin('report_to')}) and trainer.logger={logger} ({s.origin('logger')}) "
-                "say different things; they are one setting: keep trainer.logger."
-            )
+            later = _later(s, "report_to", "logger")
+            if later is None:
+                raise SftkitError(
+                    f"report_to={report} ({s.origin('report_to')}) and trainer.logger={logger} "
+                    f"({s.origin('logger')}) say different things; they are one setting: keep trainer.logger."
+                )
+            if later == "logger":
+                asked = logger
         if "all" in asked:
             asked = ["wandb", "tensorboard"]
         logger = ["console", *[a for a in asked if a != "console"]] if asked != ["none"] else ["none"]
@@ -198,6 +205,15 @@ def check_attention_name(name: str, s) -> None:
             f"attn_implementation={name!r} ({s.origin('attn_implementation')}) is not an attention kernel; use one "
             f"of: {', '.join(sorted(set(valid)))}"
         )
+
+
+def _later(s, a: str, b: str) -> str | None:
+    """Of two settings that say different things about one thing, the one from the later source (recipe <
+    environment < command line), or None when both come from the same kind of source."""
+    from sftkit.config.parse import precedence
+
+    rank_a, rank_b = precedence(s.origin(a)), precedence(s.origin(b))
+    return None if rank_a == rank_b else a if rank_a > rank_b else b
 
 
 def _value(x):

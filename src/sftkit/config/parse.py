@@ -164,21 +164,33 @@ def parse_overrides(argv: list[str]) -> dict[str, tuple[Any, str]]:
     return out
 
 
+def precedence(origin: str) -> int:
+    """Where a value came from, ranked as values override each other: recipe < environment < command line."""
+    return 2 if origin.startswith("command line") else 1 if origin.startswith("env ") else 0
+
+
 def resolve_aliases(values: dict[str, tuple[Any, str]]) -> None:
-    """TRL/transformers spellings with an sftkit meaning (config/options.py ALIASES) move to the sftkit field."""
+    """TRL/transformers spellings with an sftkit meaning (config/options.py ALIASES) move to the sftkit field. Set
+    under both names, the one from the later source wins (a TRL spelling on the command line overrides the recipe's
+    sftkit key); both in the same source is an error."""
     for name, alias in ALIASES.items():
         if name not in values:
             continue
-        value, origin = values.pop(name)
+        raw, origin = values.pop(name)
+        value = raw
         if alias.values is not None:
-            if str(value) not in alias.values:
-                raise SftkitError(f"{name}={value!r} ({origin}) is not one of: {', '.join(alias.values)}")
-            value = alias.values[str(value)]
+            if str(raw) not in alias.values:
+                raise SftkitError(f"{name}={raw!r} ({origin}) is not one of: {', '.join(alias.values)}")
+            value = alias.values[str(raw)]
         if alias.target in values and str(values[alias.target][0]).lower() != str(value).lower():
-            raise SftkitError(
-                f"{name}={value!r} ({origin}) and {alias.target}={values[alias.target][0]!r} "
-                f"({values[alias.target][1]}) are one setting in sftkit ({alias.target}); keep one."
-            )
+            other, where = values[alias.target]
+            if precedence(where) > precedence(origin):
+                continue
+            if precedence(where) == precedence(origin):
+                raise SftkitError(
+                    f"{name}={raw!r} ({origin}) and {alias.target}={other!r} ({where}) are one setting in sftkit "
+                    f"({alias.target}); keep one."
+                )
         values[alias.target] = (value, f"{origin}, as {name}")
 
 
