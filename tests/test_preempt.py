@@ -121,6 +121,7 @@ def test_preemption_saves_at_the_step_boundary_and_auto_resumes_exactly(assets, 
     assert len(saved) == 1 and saved[0].name != "global_step_final" and layout.is_complete(saved[0])
     step = layout.load_state(saved[0])["global_step"]
     assert 3 <= step < 24 and (stopped / "latest").read_text().strip() == saved[0].name
+    assert f"stopped at step {step} (pre-empted, exit code 75): {saved[0]} is saved" in proc.stdout
     assert max(losses(stopped)) == step  # logged up to the step it saved, nothing after
     train(assets, stopped, resume_from_checkpoint="auto", **settings)
     a, b = losses(straight), losses(stopped)

@@ -89,9 +89,11 @@ def run(plan: RunPlan, callbacks=()):
             return trainer
         try:
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            if not trainer.preempted:
-                from sftkit.training.finish import finish
+            from sftkit.training.finish import finish, stopped_in_training
 
+            if trainer.preempted:
+                stopped_in_training(plan, trainer)
+            else:
                 finish(plan, trainer)
         finally:
             trainer.stop.restore()  # the stop contract holds until the run's last file is written

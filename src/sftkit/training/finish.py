@@ -37,6 +37,12 @@ def finish(plan, trainer) -> Path:
     return export_and_report(plan, path)
 
 
+def stopped_in_training(plan, trainer) -> None:
+    """A stop during the training loop: the checkpoint the step boundary saved, named for the requeue."""
+    latest = layout.find_latest(plan.train.output_dir)
+    _stopped(trainer, latest, f"at step {trainer.state.global_step} (pre-empted, exit code 75)")
+
+
 def _stopped(trainer, path: Path, when: str) -> Path:
     trainer.preempted = True
     dist.print0(
