@@ -99,10 +99,15 @@ def encoded_tables(batches: Iterable[dict], encoder, max_length, truncation, wor
         return
     was = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # in the workers: one thread each, and no fork warning
+    # Ctrl-C while the pool forks and starts its threads was lost in 1 of 4 tries: SIGINT is held back until the
+    # pool is whole (then raised here as usual). The workers keep it blocked: signals are the parent's to handle,
+    # and the parent's `with pool` ends them.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         initargs = (encoder, max_length, truncation, os.getpid())
         pool = mp.get_context("fork").Pool(workers, initializer=_init, initargs=initargs)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         if was is None:
             os.environ.pop("TOKENIZERS_PARALLELISM")
         else:
