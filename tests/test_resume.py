@@ -97,3 +97,21 @@ def test_model_path_with_a_trailing_slash_resumes(assets, tmp_path):
     assets_slash = {**assets, "model": f"{assets['model']}/"}
     train(assets_slash, out, max_steps=3, save_steps=2, eval_steps=0, val_files="[]", resume_from_checkpoint="auto")
     assert layout.is_complete(out / "global_step_final")
+
+
+def test_shared_prompt_packing_is_compared_on_resume_and_old_checkpoints_count_as_without_it():
+    """It decides which examples share a step, so switching it on resume would resume another run; a checkpoint
+    saved before it was recorded ran without it unless data.share_prompts=true was asked."""
+    now = {"prompt_groups": True, "share_prompts": True}
+    assert any("prompt_groups: checkpoint False vs now True" in d for d in resume.differences({}, now))
+    assert any("data.share_prompts" in d for d in resume.differences({"share_prompts": None}, now))
+    assert not resume.differences({"share_prompts": True}, now)
+    assert not resume.differences({"share_prompts": None}, {"prompt_groups": False, "share_prompts": True})
+
+
+def test_a_run_with_shared_prompts_is_not_resumed_without_them(assets, finished_run, tmp_path, sftkit):
+    """The bundled sample holds 2 solutions per prompt: the finished run (defaults) packed shared prompts."""
+    assert layout.load_state(finished_run / "global_step_2")["config"]["prompt_groups"] is True
+    proc = sftkit("train", *overrides(assets, tmp_path / "o", max_steps=3, share_prompts="false",
+                                      resume_from_checkpoint=finished_run / "global_step_2"))  # fmt: skip
+    assert_user_error(proc, "prompt_groups: checkpoint True vs now False")

@@ -72,15 +72,15 @@ def run(plan: RunPlan, callbacks=()):
         tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, t.trust_remote_code)
         data = load_data(plan, tokenizer)
         modeling.check_token_budget(plan, data.train)
+        groups = prompt_groups(plan, data)
         if resume_from is not None:
-            resume.check_compatible(
-                resume_from, saved, plan.to_dict(), data.train.identity(), t.resume_ignore_mismatch
-            )
+            current = {**plan.to_dict(), "prompt_groups": groups is not None}
+            resume.check_compatible(resume_from, saved, current, data.train.identity(), t.resume_ignore_mismatch)
         setup_wandb(plan)
         set_seed(t.seed)
         model = modeling.load_model(plan)
         dist.on_main(lambda: size.check_disk(plan, model))
-        trainer = make_trainer(plan, model, tokenizer, data, callbacks)
+        trainer = make_trainer(plan, model, tokenizer, data, groups, callbacks)
         dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
         if saved is not None and saved["global_step"] >= plan.total_steps(len(data.train)):
             from sftkit.training.finish import finish_finished
@@ -102,7 +102,18 @@ def run(plan: RunPlan, callbacks=()):
         lock.release()
 
 
-def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=()):
+def prompt_groups(plan: RunPlan, data: TrainingData):
+    """A prompt id per training example where shared-prompt packing runs (data.share_prompts and some prompt
+    repeats; training/shared_prompts.py), else None. It changes which examples share a step, so a resume compares
+    it (`prompt_groups` in the checkpoint's config)."""
+    if not plan.data.share_prompts:
+        return None
+    from sftkit.training import shared_prompts
+
+    return shared_prompts.prompt_groups(data.train.dataset)
+
+
+def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, groups=None, callbacks=()):
     from transformers import PrinterCallback, ProgressCallback
 
     from sftkit.data.dataset import column
@@ -118,15 +129,12 @@ def make_trainer(plan: RunPlan, model, tokenizer, data: TrainingData, callbacks=
     peft_config = (
         modeling.lora_config(m.lora_rank, m.lora_alpha, m.lora_dropout, m.target_modules) if plan.lora else None
     )
-    groups = None
-    if plan.data.share_prompts:  # where some prompt repeats (shared_prompts.py); before PEFT wraps the model
+    if groups is not None:  # some prompt repeats (shared_prompts.py); set up before PEFT wraps the model
         from sftkit.training import shared_prompts
 
-        groups = shared_prompts.prompt_groups(data.train.dataset)
-        if groups is not None:
-            shared_prompts.setup(model, plan.attn_implementation)
-            dist.print0(f"data: {len(set(groups.tolist()))} prompts for {len(groups)} examples: shared-prompt packing "
-                        "for micro-batches that hold several solutions of one (data.share_prompts)")  # fmt: skip
+        shared_prompts.setup(model, plan.attn_implementation)
+        dist.print0(f"data: {len(set(groups.tolist()))} prompts for {len(groups)} examples: shared-prompt packing "
+                    "for micro-batches that hold several solutions of one (data.share_prompts)")  # fmt: skip
     from sftkit.training.lm_head import score_trained_positions_only
 
     score_trained_positions_only()  # TRL's fused head: prompt positions not projected on CPU either (lm_head.py)

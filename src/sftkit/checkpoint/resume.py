@@ -42,6 +42,7 @@ SHAPING_KEYS = (
     "max_token_len_per_gpu",
     "use_remove_padding",
     "train_sampling_strategy",
+    "prompt_groups",  # shared-prompt packing ran: each prompt's solutions drawn together (data.share_prompts)
     "optim",  # another optimizer's state does not load
     # what each step does with its gradient, and in which precision
     "max_grad_norm",
@@ -136,8 +137,10 @@ def _same(key: str, saved, current) -> bool:
 def differences(saved: dict, current: dict, skip: tuple[str, ...] = ()) -> list[str]:
     """The shaping settings that differ. A key the checkpoint does not record (saved by an older sftkit) is not
     compared."""
+    saved = {"prompt_groups": bool(saved.get("share_prompts")), **saved}  # before it was recorded: off unless asked
+    hint = {"prompt_groups": " (shared-prompt packing: data.share_prompts=false or true picks it)"}
     return [
-        f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}"
+        f"  {k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}{hint.get(k, '')}"
         for k in SHAPING_KEYS
         if k in saved and k not in skip and not _same(k, saved.get(k), current.get(k))
     ]

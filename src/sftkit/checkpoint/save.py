@@ -65,7 +65,7 @@ def train_state(trainer, rngs: list[dict]) -> dict:
         "world_size": plan.world_size,
         "sharding": str(trainer.sharding),  # FSDP2 over 4 ranks / DDP over 2 ranks / none
         "rng_states": rngs,
-        "config": plan.to_dict(),
+        "config": {**plan.to_dict(), "prompt_groups": trainer.share_prompts},  # compared on resume
         "base_model": base_model.fingerprint(plan.model.model_name_or_path),  # compared on resume
         "data": trainer.data_identity,
         "sftkit_version": __version__,
