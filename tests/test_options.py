@@ -174,6 +174,7 @@ def test_gradient_accumulation_must_agree_with_the_global_batch():
 def test_save_and_eval_strategies():
     p = plan("save_strategy=no")
     assert p.train.save_steps == 0 and p.train.save_strategy.value == "no"
+    assert p.sources["save_steps"] == "command line, as save_strategy=no"
     p = plan("eval_strategy=no", "val_files=[v.parquet]")
     assert p.data.val_files == [] and p.train.eval_steps is None
     assert plan("eval_steps=5").train.eval_strategy.value == "steps"  # the printed config says what runs

@@ -60,6 +60,7 @@ def _strategies(v: dict[str, Any], s) -> None:
     save = _value(v["save_strategy"])
     if save == "no":
         v["save_steps"] = 0  # only global_step_final (callbacks.every(0) = never)
+        s.sources["save_steps"] = f"{s.origin('save_strategy')}, as save_strategy=no"  # the printed origin
     elif save != "steps":
         raise SftkitError(
             f"save_strategy={save!r} ({s.origin('save_strategy')}) is not supported: sftkit saves global_step_N every "
@@ -81,6 +82,8 @@ def _strategies(v: dict[str, Any], s) -> None:
             )
         if later == "eval_strategy":
             v["val_files"], v["eval_steps"] = [], None
+            for name in ("val_files", "eval_steps"):
+                s.sources[name] = f"{s.origin('eval_strategy')}, as eval_strategy=no"
     if (
         v["lr_scheduler_type"] in NEEDS_VALIDATION_METRICS
         or _value(v["lr_scheduler_type"]) in NEEDS_VALIDATION_METRICS
