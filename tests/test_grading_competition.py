@@ -9,7 +9,6 @@ Plain math-verify is `verify(parse("$" + gold + "$"), parse(solution))`: its own
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 from pathlib import Path
@@ -23,7 +22,6 @@ from sftkit.grading.judge import CORRECT, judge
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ROOT / "tests" / "assets" / "grading"
 SAMPLE = ROOT / "data" / "sample"
-logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 def ours(gold: str, solution: str, question: str | None = None) -> bool:

@@ -14,7 +14,6 @@ as nothing). Run with `-s` to see the numbers.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from pathlib import Path
 
@@ -31,7 +30,6 @@ BODY = (
     "Let us set up the problem. Writing the conditions as equations, we get $2a + 3b = 17$ and $a - b = 1$, so "
     "$a = 4$ and $b = 3$.\n\nWe now put the pieces together.\n\n"
 )
-logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 # Cases where plain math-verify agrees with the suite and sftkit does not, with why sftkit's verdict is the better
 # one for "gold answer from metadata vs a model's solution": (case id suffix, mode) -> reason.

@@ -37,7 +37,7 @@ def test_printed_saved_and_trainer_config_are_the_plan_s(assets, tmp_path, capsy
     printed = capsys.readouterr().out
     saved = layout.load_state(tmp_path / "run" / "global_step_final")["config"]
     assert trainer.plan is plan and trainer.args is plan.trainer_args
-    assert saved == plan.to_dict()
+    assert saved == {**plan.to_dict(), "prompt_groups": trainer.share_prompts}  # + whether packing ran (data)
     for key, origin in plan.sources.items():
         assert f"  {key} = {plan.to_dict()[key]!r}   [{origin}]" in printed
     for name in ("learning_rate", "seed", "max_grad_norm", "weight_decay", "max_steps", "lr_scheduler_type"):

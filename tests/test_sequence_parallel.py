@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 
 def args(assets, out, **extra):
-    # padding-free (required by sp), global batch 8, 4 steps, a save at step 2, validation at 2 and the end
-    settings = {"max_steps": 4, "save_steps": 2, "eval_steps": 2, "use_remove_padding": "true", **extra}
+    # padding-free (required by sp), global batch 8, 4 steps, a save at step 2, validation at 2 and the end; no
+    # shared-prompt packing (not with sp: the one-process run would draw each prompt's solutions together)
+    settings = {"max_steps": 4, "save_steps": 2, "eval_steps": 2, "use_remove_padding": "true",
+                "share_prompts": "false", **extra}  # fmt: skip
     return overrides(assets, out, **settings)
 
 
