@@ -38,6 +38,7 @@ def val_losses(out: Path) -> dict[int, float]:
     return {r["step"]: r["val_loss"] for r in rows if "val_loss" in r}
 
 
+@pytest.mark.extended  # 2-process runs (default suite budget)
 def test_two_processes_match_one_and_resume_across_world_sizes(assets, odd_val, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     launch("single", common(assets, one, val_files=f"[{odd_val}]"))
@@ -198,6 +199,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(assets, tmp_path
     assert max(losses(out)) == state["global_step"]
 
 
+@pytest.mark.extended  # 2-process runs (default suite budget)
 def test_val_accuracy_is_the_same_on_two_processes(assets, tmp_path):
     from test_accuracy import numbered_val_file
 

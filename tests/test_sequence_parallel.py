@@ -36,6 +36,7 @@ def assert_same_run(a, b, loss_rel=1e-4, weight_rel=1e-3):
         assert (wa[key] - wb[key]).norm() <= weight_rel * wa[key].norm(), key
 
 
+@pytest.mark.extended  # 2-process runs (default suite budget)
 def test_attention_logits_loss_and_gradients_match_the_plain_model():
     cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()),
            str(ROOT / "tests/sp_worker.py"), "2", "1"]  # fmt: skip
@@ -44,6 +45,7 @@ def test_attention_logits_loss_and_gradients_match_the_plain_model():
     assert proc.stdout.count("ok") == 4  # 2 ranks x (kv heads = sp, kv heads < sp)
 
 
+@pytest.mark.extended  # 2-process runs (default suite budget)
 def test_sp2_matches_one_process_and_resumes_without_sp(assets, tmp_path):
     one, sp = tmp_path / "one", tmp_path / "sp"
     launch("single", args(assets, one))
