@@ -5,6 +5,11 @@ Every private method of transformers' Trainer / TRL's SFTTrainer that sftkit ove
 one whose exact signature our overrides assume, is listed in PINNED with the parameters we rely on. A rename, a
 removed method or a changed signature fails `test_pinned_hooks_exist_with_the_signatures_we_rely_on`; the test
 below it shows, by renaming one with monkeypatch, that the check does fail.
+
+What the training loop does with those hooks (when it calls them, with what, in which order), and TRL's loss, are
+pinned by behaviour in tests/test_upstream_trainer.py; TRL's fused LM head and Accelerate's FSDP condition below.
+No test reads upstream source text (issue 22): each calls the upstream code on a tiny input and checks what sftkit
+relies on.
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from __future__ import annotations
 import inspect
 
 import pytest
+import torch
+import trl.trainer.utils as trl_utils
 from transformers import Trainer, TrainingArguments
 from trl import SFTTrainer
 
+from sftkit.data.labels import IGNORE
 from sftkit.training.trainer import SftkitTrainer
+from test_lm_head import loss_grads_and_rows, tiny_model
 
 # (class, method) -> the parameters, in order, that our override or our call uses.
 PINNED = {
@@ -41,30 +50,8 @@ PINNED = {
     (SFTTrainer, "compute_loss"): ["self", "model", "inputs", "return_outputs", "num_items_in_batch"],
 }  # fmt: skip
 
-# Behaviour of the training loop our overrides depend on, pinned in its source.
-SOURCE_PINS = {
-    # one get_batch_samples per optimizer step, its num_items passed to every training_step of the step
-    (Trainer, "_run_epoch"): [
-        "self.get_batch_samples(epoch_iterator, num_batches",
-        "self.training_step(model, inputs, num_items_in_batch)",
-        "set_epoch(epoch)",  # our StepLoader / StepSampler learn the epoch this way
-        "skip_first_batches(",  # exact resume skips whole step batches
-        # the step's gradient norm on every optimizer step, before the optimizer steps (training/nonfinite.py)
-        "grad_norm = self._get_grad_norm(model, grad_norm=grad_norm)",
-    ],
-    # a save asked by a callback: after logging and validation, then on_save
-    (Trainer, "_maybe_log_save_evaluate"): ["self.control.should_save", "self._save_checkpoint(model, trial)"],
-    # the resume path reads trainer_state.json from our checkpoint folder and calls the three loaders above
-    (Trainer, "_prepare_for_training"): [
-        "self._load_from_checkpoint(resume_from_checkpoint",
-        "self._load_optimizer_and_scheduler(resume_from_checkpoint)",
-    ],
-    # TRL's loss: normalised by num_items_in_batch, scaled by the number of processes (DDP averages)
-    (SFTTrainer, "compute_loss"): ["num_items_in_batch", "self.accelerator.num_processes"],
-}
 
-
-def problems(pins=PINNED, source_pins=SOURCE_PINS) -> list[str]:
+def problems(pins=PINNED) -> list[str]:
     found = []
     for (cls, name), expected in pins.items():
         method = getattr(cls, name, None)
@@ -74,10 +61,6 @@ def problems(pins=PINNED, source_pins=SOURCE_PINS) -> list[str]:
         params = list(inspect.signature(method).parameters)
         if params[: len(expected)] != expected:
             found.append(f"{cls.__name__}.{name}{tuple(params)} != {tuple(expected)}")
-    for (cls, name), snippets in source_pins.items():
-        method = getattr(cls, name, None)
-        source = inspect.getsource(method) if method is not None else ""
-        found += [f"{cls.__name__}.{name} no longer contains {s!r}" for s in snippets if s not in source]
     return found
 
 
@@ -121,21 +104,43 @@ def test_training_arguments_mixed_precision_is_an_attribute_set_after_init(tmp_p
     assert args.mixed_precision == "no"
 
 
-def test_trl_fused_head_scores_pre_shifted_labels():
-    """Sequence parallelism hands TRL's fused LM head `shift_labels` (already shifted, sliced per rank)."""
-    from trl.trainer.utils import add_fused_lm_head
+def test_trl_fused_head_scores_pre_shifted_labels_at_every_given_position():
+    """Sequence parallelism hands TRL's fused LM head `shift_labels` (shifted before slicing, so the last position
+    of a rank's slice is scored with the next rank's first token): scored as given, none dropped or shifted again."""
+    model = tiny_model()
+    ids = torch.randint(1, 97, (2, 9), generator=torch.Generator().manual_seed(1))
+    labels = ids.clone()
+    labels[:, :3] = IGNORE
+    shift = torch.cat([labels[:, 1:], torch.full((2, 1), IGNORE)], dim=1)
+    with torch.no_grad():
+        whole = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        given = model(input_ids=ids, shift_labels=shift, fused_lm_head=True)
+        first = model(input_ids=ids[:, :5], shift_labels=shift[:, :5], fused_lm_head=True)  # one rank's slice
+    torch.testing.assert_close(given.log_probs[:, :-1], whole.log_probs)
+    torch.testing.assert_close(given.loss, whole.loss)
+    torch.testing.assert_close(first.log_probs, whole.log_probs[:, :5])
+    assert bool((first.log_probs[:, 4] != 0).all())  # the slice's last position scored
 
-    source = inspect.getsource(add_fused_lm_head)
-    assert "shift_labels" in source and "labels = shift_labels" in source
 
+@pytest.mark.parametrize("compact", [True, False])
+def test_trl_fused_head_asks_use_triton_at_call_time_whether_to_score_trained_positions_only(compact, monkeypatch):
+    """sftkit.training.lm_head widens the module-level `_use_triton` after the head is added: the forward must
+    read that name on each call, with the hidden states' device, and project only the trained positions when it
+    says True (every shifted position when False)."""
+    model = tiny_model()  # the fused head is added before the name is replaced
+    asked = []
 
-def test_trl_fused_head_decides_compact_scoring_through_use_triton():
-    """sftkit.training.lm_head widens the module-level `_use_triton` that `add_fused_lm_head` reads to decide
-    whether only trained positions are projected."""
-    import trl.trainer.utils as trl_utils
+    def use_triton(device) -> bool:
+        asked.append(device)
+        return compact
 
-    source = inspect.getsource(trl_utils.add_fused_lm_head)
-    assert "compact = _use_triton(hidden_states.device)" in source and callable(trl_utils._use_triton)
+    monkeypatch.setattr(trl_utils, "_use_triton", use_triton)
+    ids = torch.randint(1, 97, (2, 9), generator=torch.Generator().manual_seed(1))
+    labels = ids.clone()
+    labels[:, :6] = IGNORE  # 3 trained positions a row after the shift
+    _, _, rows = loss_grads_and_rows(model, {"input_ids": ids, "labels": labels}, monkeypatch)
+    assert asked == [torch.device("cpu")]
+    assert rows == ([2 * 3] if compact else [2 * 8])
 
 
 def test_trl_padding_free_collator_gives_sequence_boundaries():
@@ -190,23 +195,40 @@ def test_overridden_public_methods_are_documented_at_the_override(name):
     assert name in module_doc or name in doc
 
 
-def test_accelerate_drops_fsdp_on_cpu_by_the_condition_fsdp_launch_patches():
-    """tests/fsdp_launch.py repeats for MULTI_CPU what this branch of AcceleratorState.__init__ does for GPU-like
-    types, and training/sharding.py says 'DDP ... Accelerate runs FSDP2 only on GPUs'. An Accelerate that changes
-    the condition (FSDP on CPU, another branch) fails here: adapt the patch and the message then."""
-    from accelerate.state import AcceleratorState
+def accelerator_state(kind, monkeypatch) -> tuple:
+    """AcceleratorState as the Trainer's Accelerator builds it with an FSDP2 plugin, in a process whose
+    distributed type is `kind` (set on the PartialState: a real MULTI_GPU or MULTI_CPU needs several processes)."""
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import FullyShardedDataParallelPlugin, TorchDynamoPlugin
 
-    source = inspect.getsource(AcceleratorState.__init__)
-    start = source.index("elif self.distributed_type in [")
-    types = source[start : source.index("]:", start)]
-    assert "DistributedType.MULTI_GPU" in types and "MULTI_CPU" not in types
-    branch = source[start : source.index('PartialState._shared_state["distributed_type"]', start)]
-    for snippet in (
-        "self.distributed_type = DistributedType.FSDP",
-        "fsdp_plugin.set_mixed_precision(self._mixed_precision)",
-        "self.fsdp_plugin = fsdp_plugin",
-    ):
-        assert snippet in branch, snippet
+    for state in (PartialState, AcceleratorState):  # emptied now, the session's own state put back after the test
+        monkeypatch.setattr(state, "_shared_state", {})
+    PartialState(cpu=True)
+    PartialState._shared_state["distributed_type"] = kind
+    plugin = FullyShardedDataParallelPlugin(fsdp_version=2)
+    state = AcceleratorState(mixed_precision="bf16", fsdp_plugin=plugin, dynamo_plugin=TorchDynamoPlugin(),
+                             _from_accelerator=True)  # fmt: skip
+    found = (state.distributed_type, getattr(state, "fsdp_plugin", None) is plugin, plugin.mixed_precision_policy)
+    return (*found, PartialState._shared_state["distributed_type"])
+
+
+def test_accelerate_drops_fsdp_on_cpu_and_fsdp_launch_does_what_it_does_on_gpus(monkeypatch):
+    """tests/fsdp_launch.py repeats for MULTI_CPU what AcceleratorState.__init__ does for GPU-like types, and
+    training/sharding.py says 'Accelerate runs FSDP2 only on GPUs'. An Accelerate that keeps FSDP on CPU, or does
+    something else with the plugin on GPUs, fails here: adapt the patch and the message then."""
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedType
+
+    from fsdp_launch import patch_accelerate
+
+    gpu = accelerator_state(DistributedType.MULTI_GPU, monkeypatch)
+    assert gpu[:2] == (DistributedType.FSDP, True) and gpu[2].param_dtype == torch.bfloat16
+    assert gpu[3] == DistributedType.FSDP
+    cpu = accelerator_state(DistributedType.MULTI_CPU, monkeypatch)
+    assert cpu == (DistributedType.MULTI_CPU, False, None, DistributedType.MULTI_CPU)  # FSDP dropped on CPU
+    monkeypatch.setattr(AcceleratorState, "__init__", AcceleratorState.__init__)  # put back after the test
+    patch_accelerate()
+    assert accelerator_state(DistributedType.MULTI_CPU, monkeypatch) == gpu  # the patch: as on GPUs
 
 
 def test_accelerate_launch_tells_the_processes_an_fsdp_config_was_asked_for():
