@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,11 @@ rank = int(os.environ["RANK"])
 how = sys.argv[1]
 if how == "exit75":
     sys.exit(75 if rank == 0 else 0)
+if how == "until_stopped":  # as the trainer does: check the stop file at each step, exit 75 when it is there
+    print(f"rank {rank} ready", flush=True)
+    while not os.path.exists(os.environ["SFTKIT_STOP_FILE"]):
+        time.sleep(0.05)
+    sys.exit(75)
 if how == "killed":
     if rank == 1:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -45,7 +51,11 @@ def sftkit_launch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-@pytest.mark.parametrize(("how", "code"), [("exit75", 75), ("killed", 128 + 9), ("ok", 0)])
+@pytest.mark.parametrize(
+    ("how", "code"),
+    [("exit75", 75), pytest.param("killed", 128 + 9, marks=pytest.mark.extended),
+     pytest.param("ok", 0, marks=pytest.mark.extended)],
+)  # fmt: skip
 def test_the_exit_code_of_the_process_that_failed_first_is_kept(tmp_path, how, code):
     (tmp_path / "child.py").write_text(CHILD)
     proc = sftkit_launch("child.py", how, cwd=tmp_path)
@@ -53,6 +63,35 @@ def test_the_exit_code_of_the_process_that_failed_first_is_kept(tmp_path, how, c
     assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr
     if code:
         assert f"stopped first, with exit code {code}" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, *(pytest.param(s, marks=pytest.mark.extended) for s in (signal.SIGUSR1, signal.SIGINT))]
+)
+def test_a_stop_signal_to_the_launcher_stops_every_rank_through_the_stop_file_and_exits_75(tmp_path, sig):
+    """scancel/SLURM signal the launcher: torch's agent would kill the workers and exit 143; here the signal
+    becomes the stop file, every rank saves and exits 75, and so does `sftkit launch`."""
+    (tmp_path / "child.py").write_text(CHILD)
+    config = str(resources.accelerate_config("cpu_ddp"))
+    cmd = [sys.executable, "-m", "sftkit", "launch", "--config_file", config, "--num_processes", "2",
+           "--main_process_port", str(free_port()), "child.py", "until_stopped"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("SFTKIT_STOP_FILE", "SFTKIT_SUPERVISED")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ready = [proc.stdout.readline() for _ in range(2)]
+    assert all("ready" in line for line in ready), ready
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err[-3000:]
+    assert "the training stops after its next optimizer step" in err and "Traceback" not in err
+
+
+def test_a_config_file_that_does_not_exist_is_a_message_and_a_shipped_name_is_found(capsys):
+    from sftkit.launch import accelerate_launch, config_file
+
+    assert accelerate_launch(["--config_file", "nope.yaml", "child.py"]) == 2
+    err = capsys.readouterr().err
+    assert "--config_file nope.yaml: no such file" in err and "cpu_ddp" in err  # was a FileNotFoundError traceback
+    assert config_file("fsdp4") == str(resources.accelerate_config("fsdp4"))
 
 
 def test_accelerate_launch_itself_turns_the_code_into_1(tmp_path):

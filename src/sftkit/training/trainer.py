@@ -135,7 +135,7 @@ class SftkitTrainer(SFTTrainer):
 
     def _get_grad_norm(self, model, grad_norm=None):
         # transformers computes the step's gradient norm here, after the backward passes and before the optimizer
-        # step (pinned in tests/test_upstream.py): the one place where a non-finite step can still be stopped or
+        # step (pinned in tests/test_upstream_trainer.py): the one place where a non-finite step can still be stopped or
         # skipped before it reaches the weights (nonfinite.py).
         grad_norm = super()._get_grad_norm(model, grad_norm)
         nonfinite.check_step(self, model, self.loss_finite, grad_norm)
@@ -257,7 +257,7 @@ class SftkitTrainer(SFTTrainer):
         return json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n"
 
     # transformers' resume calls these three with the checkpoint folder: they read our layout instead of
-    # `checkpoint-N/` (pinned in tests/test_upstream.py).
+    # `checkpoint-N/` (pinned in tests/test_upstream_trainer.py).
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         state.load_model(model if model is not None else self.model, resume_from_checkpoint, self.plan.lora)
 

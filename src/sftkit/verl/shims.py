@@ -8,12 +8,14 @@ GPUs; 2+ CPU processes over gloo without GPUs).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from sftkit import resources
 from sftkit.dist import user_errors
 from sftkit.errors import SftkitError
+from sftkit.supervise import run_training
 from sftkit.verl.keys import SEED_DEFAULTS
 
 USAGE = """usage: [ENV=value ...] bash scripts/run_sft_{training,peft}.sh [key=value ...]
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SftkitError(f"NPROC_PER_NODE={nproc}: give 1 or more processes")
     cmd = launch_command(kind, nproc) + rest
     print("+ " + " ".join(cmd), flush=True)
-    return subprocess.call(cmd, env=env)
+    # supervised: a SIGTERM to the script stops every rank at the next step with a checkpoint and exit 75 (the
+    # script exited 143 at once while the training went on, detached)
+    stop = Path(tempfile.gettempdir()) / f"sftkit-shim-{os.getpid()}.stop"
+    return run_training(cmd, stop, env=env)
 
 
 if __name__ == "__main__":
