@@ -135,6 +135,9 @@ def test_an_alias_and_its_sftkit_field_that_disagree_are_an_error():
         ("report_to: tensorboard", "trainer.logger=console", "logger", ["console"]),
         ("eval_steps: 5", "eval_strategy=no", "eval_steps", None),
         ("eval_strategy: 'no'", "eval_steps=5", "eval_steps", 5),
+        ("eval_strategy: 'no'", "val_files=[w.parquet]", "val_files", ["w.parquet"]),
+        ("save_strategy: 'no'", "save_steps=1", "save_steps", 1),
+        ("save_steps: 5", "save_strategy=no", "save_steps", 0),
     ],
 )
 def test_the_command_line_overrides_the_recipe_across_the_two_spellings_of_a_setting(
@@ -175,6 +178,9 @@ def test_save_and_eval_strategies():
     p = plan("save_strategy=no")
     assert p.train.save_steps == 0 and p.train.save_strategy.value == "no"
     assert p.sources["save_steps"] == "command line, as save_strategy=no"
+    assert plan("report_to=tensorboard").sources["logger"] == "command line, as report_to"
+    with pytest.raises(SftkitError, match="save_strategy='no'.*save_steps=3.*contradict"):
+        plan("save_strategy=no", "save_steps=3")
     p = plan("eval_strategy=no", "val_files=[v.parquet]")
     assert p.data.val_files == [] and p.train.eval_steps is None
     assert plan("eval_steps=5").train.eval_strategy.value == "steps"  # the printed config says what runs
@@ -204,6 +210,9 @@ def test_a_torch_compile_backend_accelerate_does_not_know_is_refused_at_once():
 def test_optim_args_the_optimizer_does_not_read_are_refused():
     with pytest.raises(SftkitError, match="optim_args='weight_decouple=True'.*not read by optim='adamw_torch_fused'"):
         plan("optim=adamw_torch_fused", "optim_args=weight_decouple=True")
+    with pytest.raises(SftkitError, match="optim_args='momentum=0.9,nesterv=true'.*: nesterv not read by optim='sgd'"):
+        plan("optim=sgd", "optim_args=momentum=0.9,nesterv=true")  # a typo next to a key SGD reads
+    assert plan("optim=sgd", "optim_args=momentum=0.9,nesterov=true").train.optim_args
     with pytest.raises(SftkitError, match=r"optim_args='betas=\(0.9,0.95\)'.*key=value,key=value"):
         plan("optim_args=betas=(0.9,0.95)")
 
@@ -272,3 +281,11 @@ def test_data_seed_orders_the_data_and_seed_alone_does_not_change_it():
 
     assert order("seed=1", "data_seed=5") == order("seed=2", "data_seed=5")
     assert order("data_seed=5") != order("data_seed=6")
+
+
+def test_upstream_check_errors_are_raised_by_every_rank_alike_and_printed_once():
+    """Plan-time checks run on every rank after the process group exists: shared errors are printed by rank 0 only
+    (each rank printed its own copy)."""
+    with pytest.raises(SftkitError) as info:
+        plan("optim_args=foo=1")
+    assert info.value.shared

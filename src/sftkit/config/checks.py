@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sftkit.config.parse import precedence
 from sftkit.errors import SftkitError
 
 LOGGERS = {"console", "wandb", "tensorboard", "none"}
@@ -59,8 +60,9 @@ def _check_compile_backend(v: dict[str, Any], s) -> None:
 def _strategies(v: dict[str, Any], s) -> None:
     save = _value(v["save_strategy"])
     if save == "no":
-        v["save_steps"] = 0  # only global_step_final (callbacks.every(0) = never)
-        s.sources["save_steps"] = f"{s.origin('save_strategy')}, as save_strategy=no"  # the printed origin
+        if _wins(s, "save_strategy", "save_steps", bool(v["save_steps"])):
+            v["save_steps"] = 0  # only global_step_final (callbacks.every(0) = never)
+            s.sources["save_steps"] = f"{s.origin('save_strategy')}, as save_strategy=no"  # the printed origin
     elif save != "steps":
         raise SftkitError(
             f"save_strategy={save!r} ({s.origin('save_strategy')}) is not supported: sftkit saves global_step_N every "
@@ -73,14 +75,8 @@ def _strategies(v: dict[str, Any], s) -> None:
             "eval_steps=N optimizer steps (trainer.test_freq) and at the end; use eval_steps."
         )
     if evaluate == "no" and "eval_strategy" in s.sources:  # asked explicitly: no validation at all
-        steps = "eval_steps" in s.sources and v["eval_steps"]
-        later = _later(s, "eval_strategy", "eval_steps") if steps else "eval_strategy"
-        if later is None:
-            raise SftkitError(
-                f"eval_strategy='no' ({s.origin('eval_strategy')}) and eval_steps={v['eval_steps']} "
-                f"({s.origin('eval_steps')}) contradict each other; keep one."
-            )
-        if later == "eval_strategy":
+        files = bool(v["val_files"]) and precedence(s.origin("val_files")) > precedence(s.origin("eval_strategy"))
+        if _wins(s, "eval_strategy", "eval_steps", bool(v["eval_steps"])) and not files:
             v["val_files"], v["eval_steps"] = [], None
             for name in ("val_files", "eval_steps"):
                 s.sources[name] = f"{s.origin('eval_strategy')}, as eval_strategy=no"
@@ -112,6 +108,8 @@ def _loggers(v: dict[str, Any], s) -> None:
                 )
             if later == "logger":
                 asked = logger
+        if asked != logger:
+            s.sources["logger"] = f"{s.origin('report_to')}, as report_to"  # the printed origin
         if "all" in asked:
             asked = ["wandb", "tensorboard"]
         logger = ["console", *[a for a in asked if a != "console"]] if asked != ["none"] else ["none"]
@@ -137,9 +135,13 @@ def check_accumulation(v: dict[str, Any], s, accum: int | None) -> None:
 
 
 def check_upstream(train, s) -> None:
-    """The optimizer, schedule and attention kernel as transformers will build them, checked now."""
-    _check_optimizer(train, s)
-    _check_scheduler(train, s)
+    """The optimizer, schedule and attention kernel as transformers will build them, checked now. Every rank
+    finds the same problem (shared: printed once, by rank 0)."""
+    try:
+        _check_optimizer(train, s)
+        _check_scheduler(train, s)
+    except SftkitError as exc:
+        raise SftkitError(str(exc), shared=True, exit_code=exc.exit_code) from None
 
 
 def _check_optimizer(train, s) -> None:
@@ -156,14 +158,25 @@ def _check_optimizer(train, s) -> None:
             train.optim_args
         )
         raise SftkitError(f"optim={_value(train.optim)!r} ({s.origin('optim')}){args}: {_first_line(exc)}") from None
-    if train.optim_args and _optimizer_kwargs(train, train.optim_args) == _optimizer_kwargs(train, None):
+    unread = _unread_optim_args(train)
+    if unread:
         optim = _value(train.optim)
         raise SftkitError(
-            f"optim_args={train.optim_args!r} ({s.origin('optim_args')}) is not read by optim={optim!r}: "
-            "transformers passes optim_args only to optimizers with settings of their own (AdEMAMix, GaLore, Apollo, "
-            "AnyPrecisionAdamW, schedule-free, ...). Drop it, or use the keys this optimizer reads (learning_rate, "
-            "weight_decay, adam_beta1, adam_beta2, adam_epsilon)."
+            f"optim_args={train.optim_args!r} ({s.origin('optim_args')}): {', '.join(unread)} not read by "
+            f"optim={optim!r} (transformers passes optim_args only to optimizers with settings of their own, and "
+            "each reads its own keys: AdEMAMix, GaLore, Apollo, AnyPrecisionAdamW, schedule-free, SGD momentum/"
+            "nesterov, ...). Drop or correct those keys; learning_rate and weight_decay are set with their own keys."
         )
+
+
+def _unread_optim_args(train) -> list[str]:
+    """The optim_args keys that change nothing in the optimizer transformers builds (a typo, or another
+    optimizer's setting)."""
+    if not train.optim_args:
+        return []
+    base = _optimizer_kwargs(train, None)
+    pairs = [p for p in train.optim_args.replace(" ", "").split(",") if p]
+    return [p.split("=")[0] for p in pairs if _optimizer_kwargs(train, p) == base]
 
 
 def _optimizer_kwargs(train, optim_args: str | None) -> dict:
@@ -210,11 +223,23 @@ def check_attention_name(name: str, s) -> None:
         )
 
 
+def _wins(s, name: str, other: str, contradicts: bool) -> bool:
+    """Whether setting `name` applies over `other` that says otherwise (`contradicts`): where `other` was not set,
+    or set in an earlier source (recipe < environment < command line); both in the same source is an error."""
+    if not contradicts or other not in s.sources:
+        return True
+    later = _later(s, name, other)
+    if later is None:
+        raise SftkitError(
+            f"{name}={_value(s.values[name])!r} ({s.origin(name)}) and {other}={_value(s.values[other])!r} "
+            f"({s.origin(other)}) contradict each other; keep one."
+        )
+    return later == name
+
+
 def _later(s, a: str, b: str) -> str | None:
     """Of two settings that say different things about one thing, the one from the later source (recipe <
     environment < command line), or None when both come from the same kind of source."""
-    from sftkit.config.parse import precedence
-
     rank_a, rank_b = precedence(s.origin(a)), precedence(s.origin(b))
     return None if rank_a == rank_b else a if rank_a > rank_b else b
 

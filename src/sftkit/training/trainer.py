@@ -11,8 +11,8 @@ Replaced, each for a reason given where it is done:
   here, a fixed number of examples or by a token budget, the same number on every rank (batching.py);
 - the validation loop (`evaluation_loop`; public): the token mean over the whole validation set;
 - checkpoints (`_save_checkpoint`, `_load_from_checkpoint`, `_load_optimizer_and_scheduler`, `_load_rng_state`:
-  private hooks of transformers' save and resume, pinned by tests/test_upstream.py): our `global_step_N/` layout
-  instead of `checkpoint-N/`. When to save is decided by a callback (callbacks.py).
+  private hooks of transformers' save and resume, pinned by tests/test_upstream_trainer.py): our `global_step_N/`
+  layout instead of `checkpoint-N/`. When to save is decided by a callback (callbacks.py).
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ class SftkitTrainer(SFTTrainer):
 
     def _get_grad_norm(self, model, grad_norm=None):
         # transformers computes the step's gradient norm here, after the backward passes and before the optimizer
-        # step (pinned in tests/test_upstream_trainer.py): the one place where a non-finite step can still be stopped or
-        # skipped before it reaches the weights (nonfinite.py).
+        # step (pinned in tests/test_upstream_trainer.py): the one place where a non-finite step can still be stopped
+        # or skipped before it reaches the weights (nonfinite.py).
         grad_norm = super()._get_grad_norm(model, grad_norm)
         nonfinite.check_step(self, model, self.loss_finite, grad_norm)
         return grad_norm
