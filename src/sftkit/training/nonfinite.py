@@ -18,7 +18,7 @@ EXIT_DIVERGED = 3
 
 def finite(value) -> bool:
     value = value.item() if isinstance(value, torch.Tensor) else value
-    return value is None or math.isfinite(value)
+    return value is None or (isinstance(value, int | float) and math.isfinite(value))
 
 
 def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
@@ -35,6 +35,8 @@ def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
         model.zero_grad(set_to_none=True)
         trainer.skipped_steps += 1
         trainer.skipped_at.append(step)
+        if flag.item():
+            trainer.nonfinite_loss_at.append(step)
         dist.print0(f"warning: {what}; optimizer step skipped (nonfinite_step=skip; {trainer.skipped_steps} so far)")
         return False
     latest = layout.find_latest(trainer.plan.train.output_dir)
@@ -50,18 +52,21 @@ def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
 
 
 def check_final_validation(trainer) -> None:
-    """Before global_step_final: a validation loss that is not finite at the last step means the final weights,
-    finite as they are, give non-finite losses (e.g. every late step skipped with nonfinite_step=skip): the run
-    is not a success, and nothing final is saved or exported."""
+    """Before global_step_final: a validation loss that is not finite at the last step (without validation: the
+    last step's training loss, skipped with nonfinite_step=skip) means the final weights, finite as they are, give
+    non-finite losses: the run is not a success, and nothing final is saved or exported."""
     step = trainer.state.global_step
     losses = [e["eval_loss"] for e in trainer.state.log_history if e.get("step") == step and "eval_loss" in e]
+    what = "validation loss"
+    if not losses and step in trainer.nonfinite_loss_at:  # no validation: the last step's own loss tells
+        losses, what = ["not finite"], "training loss"
     if not losses or finite(losses[-1]):
         return
     latest = layout.find_latest(trainer.plan.train.output_dir)
     last = str(latest) if latest is not None else "none (no checkpoint was written)"
     skipped = f" ({trainer.skipped_steps} optimizer steps were skipped)" if trainer.skipped_steps else ""
     raise SftkitError(
-        f"the run diverged: the validation loss at its last step ({step}) is {losses[-1]}{skipped}. "
+        f"the run diverged: the {what} at its last step ({step}) is {losses[-1]}{skipped}. "
         f"global_step_final is not written and nothing is exported; the last checkpoint is {last}. Lower the "
         "learning rate (optim.lr), clip gradients (optim.clip_grad=1.0) or add warm-up, then resume from that "
         "checkpoint or start afresh.",

@@ -55,6 +55,7 @@ class SftkitTrainer(SFTTrainer):
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
         self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
         self.skipped_at: list[int] = []  # their step numbers
+        self.nonfinite_loss_at: list[int] = []  # those among them whose loss was not finite
         self.logged_step = 0  # the step of the last training-loss log
         # data.share_prompts where it applies: a prompt id per example when some prompt repeats (shared_prompts.py)
         self.prompt_groups = prompt_groups
