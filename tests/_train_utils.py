@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from sftkit.config.plan import plan_run
@@ -64,6 +65,15 @@ def assert_same_state(a: dict, b: dict, atol: float = 1e-6) -> None:
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=key)
+
+
+def assert_same_run(straight: Path, resumed: Path, steps: int) -> None:
+    """An interrupted and resumed run is the uninterrupted one: the same loss at every step, the same weights."""
+    a, b = losses(straight), losses(resumed)
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    for step in a:
+        assert b[step] == pytest.approx(a[step], abs=1e-6), step
+    assert_same_state(model_pt(straight / "global_step_final"), model_pt(resumed / "global_step_final"))
 
 
 def free_port() -> int:

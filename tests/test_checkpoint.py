@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainerCallback
 
-from _train_utils import assert_same_state, assert_user_error, losses, model_pt, overrides, train
+from _train_utils import assert_same_run, assert_same_state, assert_user_error, losses, model_pt, overrides, train
 from sftkit.checkpoint import export
 from sftkit.checkpoint import layout as checkpoint
 from sftkit.errors import SftkitError
@@ -46,11 +46,7 @@ def test_resume_gives_the_same_losses_and_weights(assets, tmp_path, lora):
         train(assets, resumed, callbacks=[CrashAfterSave(3)], **extra)
     assert (resumed / "latest").read_text().strip() == "global_step_3"
     train(assets, resumed, resume_from_checkpoint="auto", **extra)
-    a, b = losses(straight), losses(resumed)
-    assert sorted(a) == sorted(b) == list(range(1, 7))
-    for step in a:
-        assert a[step] == pytest.approx(b[step], abs=1e-6), step
-    assert_same_state(model_pt(straight / "global_step_final"), model_pt(resumed / "global_step_final"))
+    assert_same_run(straight, resumed, 6)
     optim_a = torch.load(straight / "global_step_final" / "optimizer.pt", weights_only=True)
     optim_b = torch.load(resumed / "global_step_final" / "optimizer.pt", weights_only=True)
     for key, state in optim_a["state"].items():

@@ -61,6 +61,9 @@ def test_model_path_that_does_not_exist(assets, tmp_path, sftkit):
     assert_user_error(proc, "does not exist", "sftkit tiny-model")
     proc = sftkit("train", *overrides(assets, tmp_path / "o", model_name_or_path="someorg/not-cached-model"))
     assert_user_error(proc, "someorg/not-cached-model", "offline")
+    (tmp_path / "not-a-model").mkdir()  # exists, no config.json: was "no local folder of that name"
+    proc = sftkit("train", *overrides(assets, tmp_path / "o", model_name_or_path=tmp_path / "not-a-model"))
+    assert_user_error(proc, "is a folder without a config.json")
 
 
 def test_flash_attention_requested_but_missing(assets, tmp_path, sftkit):
@@ -91,6 +94,7 @@ def test_tokenizer_without_eos_or_template(assets, tmp_path, sftkit):
     assert_user_error(proc, "no EOS token and no chat template")
 
 
+@pytest.mark.extended  # real subprocess runs, ~10 s (default suite budget)
 def test_seed_shim_with_environment_variables(assets, tmp_path):
     out = tmp_path / "shim"
     env = {
@@ -137,6 +141,7 @@ def test_seed_shim_with_environment_variables(assets, tmp_path):
     assert proc.returncode == 2 and "TRAIN_FILE is required" in proc.stderr
 
 
+@pytest.mark.extended  # real subprocess runs, ~10 s (default suite budget)
 def test_wandb_without_credentials_runs_offline_and_tensorboard(assets, tmp_path):
     sftkit = sftkit_process
     out = tmp_path / "wb"

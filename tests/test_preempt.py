@@ -14,6 +14,7 @@ import pytest
 from transformers import TrainerCallback
 
 from _train_utils import (
+    assert_same_run,
     assert_same_state,
     losses,
     model_pt,
@@ -124,11 +125,7 @@ def test_preemption_saves_at_the_step_boundary_and_auto_resumes_exactly(assets, 
     assert f"stopped at step {step} (pre-empted, exit code 75): {saved[0]} is saved" in proc.stdout
     assert max(losses(stopped)) == step  # logged up to the step it saved, nothing after
     train(assets, stopped, resume_from_checkpoint="auto", **settings)
-    a, b = losses(straight), losses(stopped)
-    assert sorted(a) == sorted(b) == list(range(1, 25))
-    for s in a:
-        assert b[s] == pytest.approx(a[s], abs=1e-6), s
-    assert_same_state(model_pt(straight / "global_step_final"), model_pt(stopped / "global_step_final"))
+    assert_same_run(straight, stopped, 24)
 
 
 def test_preempted_at_the_last_step_resumes_to_a_final_checkpoint_without_training(assets, tmp_path, capsys):

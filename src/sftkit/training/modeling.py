@@ -21,6 +21,11 @@ def check_model_path(name: str, trust_remote_code: bool = False):
             f"model path {name!r} does not exist. Build the offline demo model with "
             "`sftkit tiny-model runs/tiny-model`, or give a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct."
         )
+    if local.is_dir() and not (local / "config.json").is_file():  # transformers would go to the hub with the name
+        raise SftkitError(
+            f"model path {name!r} is a folder without a config.json, not a model: point model_name_or_path at the "
+            "model's folder (where config.json and the weights are), or a checkpoint's global_step_N/huggingface."
+        )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
     if not local.is_dir():
         problem = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else hub_unreachable(name)
