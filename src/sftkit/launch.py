@@ -19,12 +19,7 @@ from pathlib import Path
 
 from sftkit import resources
 from sftkit.errors import SftkitError
-from sftkit.supervise import SUPERVISED, run_training
-
-
-def exit_code(code: int) -> int:
-    """A process's exit status as a shell shows it: a signal N as 128 + N."""
-    return 128 - code if code < 0 else code
+from sftkit.supervise import SUPERVISED, exit_status, run_training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,12 +49,12 @@ def accelerate_launch(argv: list[str]) -> int:
         launch_command(args)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        code = exit_code(failure.exitcode)
+        code = exit_status(failure.exitcode)
         print(f"sftkit launch: process {rank} stopped first, with exit code {code} (its message is above)",
               file=sys.stderr, flush=True)  # fmt: skip
         return code
     except subprocess.CalledProcessError as exc:  # one process, no torchrun (Accelerate's simple launcher)
-        return exit_code(exc.returncode)
+        return exit_status(exc.returncode)
     return 0
 
 

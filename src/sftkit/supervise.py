@@ -52,8 +52,7 @@ def run_training(command: list[str], stop_file: Path, env: dict | None = None) -
 
     previous = {sig: signal.signal(sig, forward) for sig in (*SIGNALS, INTERRUPT)}
     try:
-        code = proc.wait()
-        return 128 - code if code < 0 else code
+        return exit_status(proc.wait())
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -61,6 +60,11 @@ def run_training(command: list[str], stop_file: Path, env: dict | None = None) -
             _kill(proc)
         if stop == stop_file:
             stop_file.unlink(missing_ok=True)
+
+
+def exit_status(code: int) -> int:
+    """A process's exit status as a shell shows it: a signal N as 128 + N."""
+    return 128 - code if code < 0 else code
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -18,7 +18,7 @@ EXIT_DIVERGED = 3
 
 def finite(value) -> bool:
     value = value.item() if isinstance(value, torch.Tensor) else value
-    return value is None or (isinstance(value, int | float) and math.isfinite(value))
+    return value is None or math.isfinite(value)
 
 
 def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
@@ -33,18 +33,15 @@ def check_step(trainer, model, loss_finite: bool, grad_norm) -> bool:
     what = f"step {step}: the loss is {'not finite' if flag.item() else 'finite'}, grad_norm={_num(grad_norm)}"
     if trainer.plan.train.nonfinite_step == "skip":
         model.zero_grad(set_to_none=True)
-        trainer.skipped_steps += 1
         trainer.skipped_at.append(step)
         if flag.item():
             trainer.nonfinite_loss_at.append(step)
         dist.print0(f"warning: {what}; optimizer step skipped (nonfinite_step=skip; {trainer.skipped_steps} so far)")
         return False
-    latest = layout.find_latest(trainer.plan.train.output_dir)
-    last = str(latest) if latest is not None else "none (no checkpoint was written)"
     raise SftkitError(
         f"the run diverged at {what}. It stops before this optimizer step: no non-finite weights are saved or "
-        f"exported; the last checkpoint is {last}. Lower the learning rate (optim.lr), clip gradients "
-        "(optim.clip_grad=1.0) or add warm-up, then resume from that checkpoint or start afresh; "
+        f"exported; the last checkpoint is {_last_checkpoint(trainer)}. Lower the learning rate (optim.lr), clip "
+        "gradients (optim.clip_grad=1.0) or add warm-up, then resume from that checkpoint or start afresh; "
         "nonfinite_step=skip skips such steps instead.",
         shared=True,
         exit_code=EXIT_DIVERGED,
@@ -57,19 +54,19 @@ def check_final_validation(trainer) -> None:
     non-finite losses: the run is not a success, and nothing final is saved or exported."""
     step = trainer.state.global_step
     losses = [e["eval_loss"] for e in trainer.state.log_history if e.get("step") == step and "eval_loss" in e]
-    what = "validation loss"
-    if not losses and step in trainer.nonfinite_loss_at:  # no validation: the last step's own loss tells
-        losses, what = ["not finite"], "training loss"
-    if not losses or finite(losses[-1]):
+    if losses:
+        if finite(losses[-1]):
+            return
+        what = f"validation loss at its last step ({step}) is {losses[-1]}"
+    elif step in trainer.nonfinite_loss_at:  # no validation: the last step's own loss tells
+        what = f"training loss at its last step ({step}) is not finite"
+    else:
         return
-    latest = layout.find_latest(trainer.plan.train.output_dir)
-    last = str(latest) if latest is not None else "none (no checkpoint was written)"
     skipped = f" ({trainer.skipped_steps} optimizer steps were skipped)" if trainer.skipped_steps else ""
     raise SftkitError(
-        f"the run diverged: the {what} at its last step ({step}) is {losses[-1]}{skipped}. "
-        f"global_step_final is not written and nothing is exported; the last checkpoint is {last}. Lower the "
-        "learning rate (optim.lr), clip gradients (optim.clip_grad=1.0) or add warm-up, then resume from that "
-        "checkpoint or start afresh.",
+        f"the run diverged: the {what}{skipped}. global_step_final is not written and nothing is exported; the "
+        f"last checkpoint is {_last_checkpoint(trainer)}. Lower the learning rate (optim.lr), clip gradients "
+        "(optim.clip_grad=1.0) or add warm-up, then resume from that checkpoint or start afresh.",
         shared=True,
         exit_code=EXIT_DIVERGED,
     )
@@ -85,6 +82,11 @@ def window_loss(trainer, logs: dict, since: int) -> None:
         and sum(since < s <= trainer.state.global_step for s in trainer.skipped_at) == steps
     ):
         logs["loss"] = None
+
+
+def _last_checkpoint(trainer) -> str:
+    latest = layout.find_latest(trainer.plan.train.output_dir)
+    return str(latest) if latest is not None else "none (no checkpoint was written)"
 
 
 def _num(value) -> str:

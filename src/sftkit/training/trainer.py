@@ -53,14 +53,17 @@ class SftkitTrainer(SFTTrainer):
         self.preempted = False
         self.stop = StopRequest()  # SIGTERM/SIGUSR1/SIGINT/stop file (preempt.py)
         self.loss_finite = True  # this rank's loss of the current step (nonfinite.py)
-        self.skipped_steps = 0  # optimizer steps skipped with nonfinite_step=skip
-        self.skipped_at: list[int] = []  # their step numbers
+        self.skipped_at: list[int] = []  # the optimizer steps skipped with nonfinite_step=skip
         self.nonfinite_loss_at: list[int] = []  # those among them whose loss was not finite
         self.logged_step = 0  # the step of the last training-loss log
         # data.share_prompts where it applies: a prompt id per example when some prompt repeats (shared_prompts.py)
         self.prompt_groups = prompt_groups
         self.share_prompts = prompt_groups is not None
         self.sharding = sharding.running(self.accelerator)  # what Accelerate really runs (FSDP2, DDP, none)
+
+    @property
+    def skipped_steps(self) -> int:
+        return len(self.skipped_at)
 
     @property
     def dp_rank(self) -> int:
