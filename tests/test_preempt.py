@@ -178,3 +178,58 @@ def test_resuming_a_finished_run_trains_nothing(assets, finished_run, capsys):
     train(assets, finished_run, max_steps=3, save_steps=2, eval_steps=0, resume_from_checkpoint="auto")
     assert "done already" in capsys.readouterr().out
     assert (finished_run / "metrics.jsonl").read_text() == before and (final / "model.pt").stat().st_mtime_ns == mtime
+
+
+ENCODE = {}  # the real encoder-worker function and the signal, for encode_and_signal (read in forked workers)
+
+
+def encode_and_signal(batch):
+    """An encoder worker's job that first signals its parent and itself (module level: the pool pickles it)."""
+    os.kill(os.getppid(), ENCODE["sig"])
+    os.kill(os.getpid(), ENCODE["sig"])
+    return ENCODE["encode"](batch)
+
+
+def signal_while_loading(monkeypatch, sig, from_worker: bool = False) -> None:
+    """A real `sig` while the examples are built: to this process before its tokenization, or (from_worker) from a
+    forked encoder worker to its parent and itself, as `scancel` signals the whole process group."""
+    import sftkit.train as entry
+    from sftkit.data import encode_pool
+
+    if from_worker:
+        ENCODE.update(sig=sig, encode=encode_pool._encode)
+        monkeypatch.setattr(encode_pool, "_encode", encode_and_signal)
+        return
+    load = entry.load_data
+    monkeypatch.setattr(entry, "load_data", lambda *a: (os.kill(os.getpid(), sig), load(*a))[1])
+
+
+@pytest.mark.parametrize(
+    "sig, from_worker",
+    [
+        (signal.SIGTERM, False),
+        pytest.param(signal.SIGINT, False, marks=pytest.mark.extended),
+        pytest.param(signal.SIGTERM, True, marks=pytest.mark.extended),
+    ],
+    ids=["SIGTERM", "Ctrl-C", "SIGTERM to the encoder workers too"],
+)
+def test_a_stop_before_training_ends_the_run_at_once_with_75_and_the_folder_stays_usable(
+    assets, tmp_path, monkeypatch, capfd, sig, from_worker
+):
+    """Nothing can be saved before the first step: the run ends at once (a long tokenization would outlast the
+    scheduler's grace period) with exit 75 and one line, no traceback; the lock is released and the cache left
+    clean, so the same command then trains."""
+    import sftkit.train as entry
+
+    out = tmp_path / "run"
+    signal_while_loading(monkeypatch, sig, from_worker)
+    fresh = {"cache_dir": tmp_path / "cache"}  # the examples are built here, not found in an earlier test's cache
+    args = overrides(assets, out, **SHORT, **fresh, **({"dataset_num_proc": 2} if from_worker else {}))
+    assert entry.main(args) == 75
+    err = capfd.readouterr().err
+    said = f"{signal.Signals(sig).name} received before training started: nothing to save yet; run the same command"
+    assert said in err and "Traceback" not in err, err[-3000:]
+    assert not list(out.glob("global_step_*")) and not list((tmp_path / "cache").rglob("*.arrow"))
+    monkeypatch.undo()
+    assert entry.main(args) == 0
+    assert layout.is_complete(out / "global_step_final")

@@ -171,7 +171,7 @@ def report(exc: SftkitError) -> None:
         print(f"error (rank {rank()}): {exc}", file=sys.stderr, flush=True)
 
 
-def _leave(together: bool) -> None:
+def leave(together: bool) -> None:
     """Tear the process group down before a rank exits on a user error. A rank that exits with its gloo/NCCL group
     alive aborts in the C++ destructors ("terminate called without an active exception", SIGABRT) and the launcher
     reports a crash; an error every rank raised (`shared`) waits for all of them first, so none is killed mid-exit."""
@@ -195,7 +195,7 @@ def user_errors(func: Callable[..., int]) -> Callable[..., int]:
             return func(*args, **kwargs)
         except SftkitError as exc:
             report(exc)
-            _leave(exc.shared)
+            leave(exc.shared)
             return exc.exit_code
 
     return wrapper

@@ -55,39 +55,29 @@ def quiet_when_logged() -> None:
 
 def run(plan: RunPlan, callbacks=()):
     """Train as planned; returns the trainer (its model is the in-memory model at the end of training)."""
-    from transformers import set_seed
-
-    from sftkit.checkpoint import resume, size
+    from sftkit.checkpoint import resume
     from sftkit.checkpoint.lock import RunLock
     from sftkit.training import modeling
+    from sftkit.training.preempt import stop_at_once
 
-    show_config(plan)
-    quiet_when_logged()
-    t = plan.train
-    dist.agree(lambda: modeling.check_inputs(plan))
-    resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
-    lock = RunLock(t.output_dir)
-    dist.on_main(lambda: (resume.guard_output_dir(t.output_dir, resume_from), lock.acquire()))
+    with stop_at_once():  # nothing to save before training: a stop signal ends the run at once (exit 75, main)
+        show_config(plan)
+        quiet_when_logged()
+        t = plan.train
+        dist.agree(lambda: modeling.check_inputs(plan))
+        resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
+        lock = RunLock(t.output_dir)
+        dist.on_main(lambda: (resume.guard_output_dir(t.output_dir, resume_from), lock.acquire()))
     try:
-        tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, t.trust_remote_code)
-        data = load_data(plan, tokenizer)
-        modeling.check_token_budget(plan, data.train)
-        groups = prompt_groups(plan, data)
-        if resume_from is not None:
-            current = {**plan.to_dict(), "prompt_groups": groups is not None}
-            resume.check_compatible(resume_from, saved, current, data.train.identity(), t.resume_ignore_mismatch)
-        setup_wandb(plan)
-        set_seed(t.seed)
-        model = modeling.load_model(plan)
-        dist.on_main(lambda: size.check_disk(plan, model))
-        trainer = make_trainer(plan, model, tokenizer, data, groups, callbacks)
-        dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
-        if saved is not None and saved["global_step"] >= plan.total_steps(len(data.train)):
-            from sftkit.training.finish import finish_finished
-
-            finish_finished(plan, trainer, resume_from, saved)
-            return trainer
+        with stop_at_once():
+            trainer, total_steps = build(plan, resume_from, saved, callbacks)
+        trainer.stop.install()  # from here a stop signal saves at the next step boundary (training/preempt.py)
         try:
+            if saved is not None and saved["global_step"] >= total_steps:
+                from sftkit.training.finish import finish_finished
+
+                finish_finished(plan, trainer, resume_from, saved)
+                return trainer
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             from sftkit.training.finish import finish, stopped_in_training
 
@@ -100,6 +90,31 @@ def run(plan: RunPlan, callbacks=()):
         return trainer
     finally:
         lock.release()
+
+
+def build(plan: RunPlan, resume_from, saved, callbacks=()):
+    """Tokenizer, examples, model and trainer of the run (the resumed checkpoint checked against them); the
+    trainer and the run's number of optimizer steps."""
+    from transformers import set_seed
+
+    from sftkit.checkpoint import resume, size
+    from sftkit.training import modeling
+
+    t = plan.train
+    tokenizer = modeling.load_tokenizer(plan.model.model_name_or_path, t.trust_remote_code)
+    data = load_data(plan, tokenizer)
+    modeling.check_token_budget(plan, data.train)
+    groups = prompt_groups(plan, data)
+    if resume_from is not None:
+        current = {**plan.to_dict(), "prompt_groups": groups is not None}
+        resume.check_compatible(resume_from, saved, current, data.train.identity(), t.resume_ignore_mismatch)
+    setup_wandb(plan)
+    set_seed(t.seed)
+    model = modeling.load_model(plan)
+    dist.on_main(lambda: size.check_disk(plan, model))
+    trainer = make_trainer(plan, model, tokenizer, data, groups, callbacks)
+    dist.print0(trainer.sharding.line())  # an FSDP config can run as DDP: say which (training/sharding.py)
+    return trainer, plan.total_steps(len(data.train))
 
 
 def prompt_groups(plan: RunPlan, data: TrainingData):
@@ -171,13 +186,22 @@ def main(argv: list[str] | None = None) -> int:
 
         print(text())
         return 0
-    from sftkit.config.plan import plan_run
+    from sftkit.training.preempt import EXIT_PREEMPTED, StoppedBeforeTraining, stop_at_once
 
     recipe, rest = split_config(argv)
-    trainer = run(plan_run(recipe, rest))
-    dist.close()  # every rank done: a barrier, then the process group is torn down
-    from sftkit.training.preempt import EXIT_PREEMPTED
+    try:
+        with stop_at_once():
+            from sftkit.config.plan import plan_run  # imports TRL: seconds
 
+            plan = plan_run(recipe, rest)
+        trainer = run(plan)
+    except StoppedBeforeTraining as stop:
+        where = "" if dist.is_main() else f" (rank {dist.rank()})"
+        print(f"\n{stop} received before training started{where}: nothing to save yet; run the same command "
+              f"again to start (exit code {EXIT_PREEMPTED})", file=sys.stderr, flush=True)  # fmt: skip
+        dist.leave(together=False)
+        return EXIT_PREEMPTED
+    dist.close()  # every rank done: a barrier, then the process group is torn down
     return EXIT_PREEMPTED if trainer.preempted else 0
 
 

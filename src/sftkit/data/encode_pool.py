@@ -28,6 +28,10 @@ def _init(encoder, max_length, truncation, parent: int | None = None) -> None:
     _WORKER = (encoder, max_length, truncation)
     if parent is not None:
         die_with(parent)
+        # a stop signal is the parent's to act on (train.py stops the run); a forked worker would otherwise run the
+        # parent's Python handler and die with a traceback. It ends quietly, as the pool's terminate() expects.
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def die_with(parent: int) -> None:

@@ -9,6 +9,7 @@ early warning signal): launchers in between (torchrun's agent) need not pass any
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -34,8 +35,8 @@ class StopRequest:
         self.stop_file = os.environ.get("SFTKIT_STOP_FILE") or None
 
     def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (e.g. not in a notebook worker)
+        if self.previous or threading.current_thread() is not threading.main_thread():
+            return  # installed already; signal handlers can only be set from the main thread (not in a notebook)
         for sig in (*SIGNALS, INTERRUPT):
             self.previous[sig] = signal.signal(sig, self._handle)
 
@@ -66,6 +67,35 @@ class StopRequest:
         if dist.distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
+
+
+class StoppedBeforeTraining(BaseException):
+    """A stop signal before training started: nothing to save yet, so the run ends at once with EXIT_PREEMPTED
+    (a long tokenization would otherwise outlast the scheduler's grace period, and a SIGTERM killed the run with
+    exit 143 and no word). A BaseException, as KeyboardInterrupt is, so that no library's `except Exception`
+    swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_at_once():
+    """While the block runs (planning, tokenizing, loading the model), a stop signal raises StoppedBeforeTraining."""
+
+    def _raise(signum, frame) -> None:
+        raise StoppedBeforeTraining(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise) for sig in (*SIGNALS, INTERRUPT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def ignore_in_worker(_worker_id: int) -> None:
