@@ -150,6 +150,21 @@ def test_the_command_line_overrides_the_recipe_across_the_two_spellings_of_a_set
     assert plan(token, recipe=str(recipe)).to_dict()[field] == value
 
 
+def test_a_later_save_steps_over_a_recipe_s_save_strategy_no_is_printed_as_what_runs(tmp_path, capsys):
+    """The printed config says what runs and why: save_strategy 'steps' from the command line's save_steps (it
+    said 'no', attributed to the recipe line, while saving followed save_steps), and save_steps=1 printed 1."""
+    from sftkit.config.show import show_config
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("save_strategy: 'no'\n")
+    show_config(plan("save_steps=1", recipe=str(recipe)))
+    said = capsys.readouterr().out
+    assert "save_strategy = 'steps'   [command line, as save_steps]" in said
+    assert "save_steps = 1   [command line]" in said and "save_steps: 1 " in said
+    show_config(plan("save_steps=0.25"))
+    assert "save_steps = 0.25   [command line]" in capsys.readouterr().out  # a fraction of the run stays one
+
+
 def test_report_to_is_the_logger():
     p = plan("report_to=tensorboard")
     assert p.train.logger == ["console", "tensorboard"] and p.trainer_args.report_to == ["tensorboard"]

@@ -63,6 +63,9 @@ def _strategies(v: dict[str, Any], s) -> None:
         if _wins(s, "save_strategy", "save_steps", bool(v["save_steps"])):
             v["save_steps"] = 0  # only global_step_final (callbacks.every(0) = never)
             s.sources["save_steps"] = f"{s.origin('save_strategy')}, as save_strategy=no"  # the printed origin
+        else:  # a later save_steps=N: saving follows it, and the printed save_strategy says so
+            v["save_strategy"] = "steps"
+            s.sources["save_strategy"] = f"{s.origin('save_steps')}, as save_steps"
     elif save != "steps":
         raise SftkitError(
             f"save_strategy={save!r} ({s.origin('save_strategy')}) is not supported: sftkit saves global_step_N every "

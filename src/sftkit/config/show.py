@@ -30,7 +30,14 @@ def show_config(plan: RunPlan) -> None:
         f"{t.num_train_epochs} max_steps: {t.max_steps}  seed: {t.seed}",
         f"  precision: {'bf16 mixed' if plan.bf16 else 'fp32'}  attention: {plan.attn_implementation}  "
         f"activation_checkpointing: {t.activation_checkpointing}  padding_free: {plan.padding_free}",
-        f"  output_dir: {t.output_dir}  save_steps: {t.save_steps}  eval_steps: {t.eval_steps}  logger: {t.logger}",
+        f"  output_dir: {t.output_dir}  save_steps: {shown(t.save_steps)}  eval_steps: {shown(t.eval_steps)}  "
+        f"logger: {t.logger}",
     ]
-    lines += [f"  {k} = {c.get(k)!r}   [{origin}]" for k, origin in plan.sources.items()]
+    lines += [f"  {k} = {shown(c.get(k))!r}   [{origin}]" for k, origin in plan.sources.items()]
     print("\n".join(lines), flush=True)
+
+
+def shown(value):
+    """A step count as written: `save_steps=1` is read into a float field (fractions of the run are allowed) and
+    printed 1, not 1.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() and value >= 1 else value
