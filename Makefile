@@ -26,8 +26,9 @@ MIX ?=
 CURATE = --dedup $(DEDUP) $(if $(MAX_PER_PROMPT),--max-per-prompt $(MAX_PER_PROMPT)) \
 	$(if $(DECONTAMINATE),--decontaminate $(DECONTAMINATE)) $(if $(MIX),--mix $(MIX))
 PYTEST_ARGS ?=
-# `make train ACCEL=fsdp4` launches through accelerate with accelerate_configs/fsdp4.yaml; empty = one process.
-LAUNCH = $(if $(ACCEL),$(BIN)/accelerate launch --config_file accelerate_configs/$(ACCEL).yaml -m sftkit.train,$(BIN)/sftkit train)
+# `make train ACCEL=fsdp4` launches through `sftkit launch` (accelerate launch keeping the exit code: 75 when
+# pre-empted) with accelerate_configs/fsdp4.yaml; empty = one process.
+LAUNCH = $(if $(ACCEL),$(BIN)/sftkit launch --config_file accelerate_configs/$(ACCEL).yaml -m sftkit.train,$(BIN)/sftkit train)
 # The tiny recipes train on the bundled sample with the offline tiny model: build both when missing.
 TINY_DEPS = $(if $(filter tiny,$(RECIPE)),runs/tiny-model/config.json $(OUT)/train.parquet)
 
