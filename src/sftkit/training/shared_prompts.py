@@ -119,7 +119,7 @@ def pack(examples: list[dict]) -> dict:
     }
 
 
-def prompt_groups(dataset, batch: int = 100_000):
+def prompt_groups(dataset, batch: int = 20_000):
     """A prompt id per example of the training set (xxh3 of its prompt tokens: the same on every rank, unlike
     Python's salted bytes hash), or None when no prompt repeats (sharing then never applies): the sampler draws
     each prompt's solutions together. A collision only groups two prompts in batching; `pack` compares the tokens
