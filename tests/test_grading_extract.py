@@ -233,3 +233,20 @@ def test_grader_ii_rules(text: str, gold: str, correct: bool):
     from sftkit.grading.inputs import stated_answer
 
     assert (judge(gold, stated_answer(text)[0]) == CORRECT) == correct, stated_answer(text)
+
+
+@pytest.mark.parametrize(  # rules written from real_tune misses (tests/assets/grading/real, issue 23)
+    "text, answer",
+    [
+        # a numbered step heading ("**5. FORMAT:**") then no answer: no answer, not "5"
+        ("**4. VERIFY:**\n\nWe need x.\n\n**5. FORMAT:**\n\nWe can simplify and solve for x.\n\nLet me know!", None),
+        ("**5. FORMAT:**\n\nThe number of battalions is **5 * 45 = 225**.", "225"),  # the heading, then an answer
+        ("First we count.\n\n5. The total is 12.", "12"),  # a numbered step that states its answer
+        # boxes joined by "=" state one value: the last box; boxes of separate parts stay joined
+        ("**5. FORMAT:**\n\n$\\boxed{4\\$} = \\boxed{6}$", "6"),
+        ("So $a = \\boxed{3}$ and $b = \\boxed{4}$", "3, 4"),
+        ("Part (a) $\\boxed{3}$, part (b) $\\boxed{5}$", "3, 5"),
+    ],
+)
+def test_real_solution_endings(text: str, answer: str | None):
+    assert final_answer(text).text == answer

@@ -19,8 +19,8 @@ from test_grading_competition import measure, ours, plain
 
 REAL = Path(__file__).resolve().parent / "assets" / "grading" / "real"
 PARTS = ("real_tune", "real_heldout")
-FLOORS = {"real_tune": 0.0, "real_heldout": 0.0}  # agreement floors, set from the measured numbers (RESULTS.md)
-MAX_FALSE_ACCEPTS = {"real_tune": 99, "real_heldout": 99}
+FLOORS = {"real_tune": 0.994, "real_heldout": 0.996}  # measured 99.45% and 99.61% (RESULTS.md, 2026-12-03)
+MAX_FALSE_ACCEPTS = {"real_tune": 4, "real_heldout": 4}  # measured 4 and 4
 
 
 def load() -> list[dict]:

@@ -39,6 +39,8 @@ _RETRACTS = re.compile(  # between two boxes: the second replaces the first ("\\
     r"|answer",
     re.I,
 )
+_EQUATED = re.compile(r"\}[\s$]*=[\s$]*")  # only "=" between two boxes: the second is the first's value
+_HEADING = re.compile(r"\d{1,2}\.\s*[A-Z][A-Za-z ]*:?")  # a numbered step heading ("5. FORMAT:"), not an answer
 _WORDS = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # a sentence, not an answer ("The largest n is 34")
 _OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
 _CONCLUDES = re.compile(  # a statement that may conclude with another value (then `prose.py` reads it)
@@ -119,8 +121,8 @@ def _boxes(text: str, last: re.Match) -> tuple[str, int] | None:
         between = text[end:start]
         if end is None or end > start or between.count("\n") > 1 or len(contents) == MAX_PARTS:
             break
-        if _RETRACTS.search(between):  # a corrected answer, not a second part: the last box alone
-            break
+        if _RETRACTS.search(between) or _EQUATED.fullmatch(between):  # a corrected answer, or "\\boxed{4!} =
+            break  # \\boxed{24}" (one value restated), not a second part: the last box alone
         contents.insert(0, text[earlier.end() : end])
         start = earlier.start()
     return ", ".join(c.strip() for c in contents if c.strip()), close + 1
@@ -167,7 +169,9 @@ def final_answer(text: str, require_marker: bool = False) -> Final:
         if _answer_only(text):  # "\\frac{10}{9}", ".4", "$E$": the whole completion is the answer
             return Final(text.strip(), PROSE)
         conclusion = concluding_answer(text)
-        return Final(conclusion.answer, PROSE) if conclusion else Final(None, None)
+        if conclusion is None or _HEADING.fullmatch(conclusion.answer.strip("* ")):  # "**5. FORMAT:**" then no
+            return Final(None, None)  # answer: the step's number is no answer (seen in real Gemma 2 solutions)
+        return Final(conclusion.answer, PROSE)
     found = _marker_answer(text, last)
     if found is None:  # a box never closed: a truncated generation
         return Final(None, None)
