@@ -3,27 +3,17 @@ errors, every shipped recipe through the real parser, and `--help` of every subc
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from sftkit import cli
-from sftkit.config.fields import CONFIG_CLASSES
-from sftkit.config.parse import canonical
-from sftkit.config.plan import RunPlan
+from _plans import BASE, run
 from sftkit.config.plan import plan_run as resolve
-from sftkit.config.recipe_arg import split_config
 from sftkit.errors import SftkitError
-from sftkit.train import main as train_main
 from sftkit.verl.keys import ENV_VARS, IGNORED_KEYS, SPLIT_KEYS, VERL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml") if not p.stem.startswith("rounds-"))  # training
-BASE = ["model_name_or_path=some/model", "train_files=[train.parquet]"]  # the two settings resolve requires
 
 # docs/contracts.md §2, copied as written: at least these verl keys map onto our fields.
 CONTRACT_VERL_KEYS = """
@@ -86,15 +76,6 @@ VERL_CASES = {
     "use_remove_padding": ("true", "data", "use_remove_padding", True, []),
     "ulysses_sequence_parallel_size": ("1", "train", "ulysses_sequence_parallel_size", 1, []),
 }
-
-
-def run(*overrides: str, environ: dict | None = None, world_size: int | None = None, recipe=None) -> RunPlan:
-    """resolve() with the required settings, no environment from the test machine."""
-    recipe = str(recipe) if recipe is not None else None
-    base = BASE if recipe is None else []
-    given = {canonical(o.lstrip("-").partition("=")[0], "test") for o in overrides if "=" in o or o[:2] == "--"}
-    base = [b for b in base if canonical(b.partition("=")[0], "test") not in given]  # a key set twice is an error
-    return resolve(recipe, [*base, *overrides], environ=environ or {}, world_size=world_size)
 
 
 def plain(value):
@@ -382,198 +363,6 @@ def test_value_outside_choices_is_an_error(token):
         run(token)
 
 
-# ---- global batch ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "global_batch, micro, world, accumulation",
-    [(16, 4, 1, 4), (16, 4, 2, 2), (16, 8, 2, 1), (64, 2, 4, 8), (4, 4, 1, 1)],
-)
-def test_gradient_accumulation_from_train_batch_size(global_batch, micro, world, accumulation):
-    r = run(f"data.train_batch_size={global_batch}", f"data.micro_batch_size_per_gpu={micro}", world_size=world)
-    assert r.train.gradient_accumulation_steps == accumulation
-    assert r.world_size == world and r.global_batch == global_batch
-    assert r.to_dict()["global_batch"] == global_batch and r.to_dict()["world_size"] == world
-
-
-def test_world_size_from_environment():
-    r = run("data.train_batch_size=16", "data.micro_batch_size_per_gpu=4", environ={"WORLD_SIZE": "2"})
-    assert (r.world_size, r.train.gradient_accumulation_steps) == (2, 2)
-
-
-def test_without_train_batch_size_the_accumulation_is_kept():
-    r = run("data.micro_batch_size_per_gpu=4", "gradient_accumulation_steps=3", world_size=2)
-    assert r.train.gradient_accumulation_steps == 3 and r.global_batch == 24
-
-
-@pytest.mark.parametrize(
-    "global_batch, micro, world",
-    [(10, 4, 1), (12, 4, 2), (4, 4, 2), (6, 4, 1)],
-)
-def test_impossible_batch_combination_is_an_error(global_batch, micro, world):
-    with pytest.raises(SftkitError, match=f"train_batch_size={global_batch}") as info:
-        run(f"data.train_batch_size={global_batch}", f"data.micro_batch_size_per_gpu={micro}", world_size=world)
-    assert f"({micro})" in str(info.value) and f"({world})" in str(info.value)
-
-
-# ---- shipped recipes ---------------------------------------------------------------------------------------------
-def recipe_world_size(path: Path) -> int:
-    """The number of processes the recipe's opening comment names ('4 x 80 GB GPUs', '2 GPUs', '1 GPU', 'CPU')."""
-    header = path.read_text().splitlines()[0]
-    found = re.search(r"(\d+) x \d+ ?GB GPUs", header) or re.search(r"(\d+) GPUs?\b", header)
-    return int(found.group(1)) if found else 1
-
-
-def test_spec_recipes_are_shipped():
-    names = {p.stem for p in RECIPES}
-    for model in ("tiny", "qwen0.5b", "qwen1.5b", "llama3b"):
-        assert model in names and f"{model}-lora" in names
-
-
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_shipped_recipe_resolves(path):
-    world = recipe_world_size(path)
-    r = resolve(str(path), [], environ={}, world_size=world)
-    data = yaml.safe_load(path.read_text())
-    assert r.model.model_name_or_path == data["model_name_or_path"]
-    assert r.data.train_files == data["train_files"]
-    if "train_batch_size" in data:  # sized for the hardware it names
-        assert r.global_batch == data["train_batch_size"]
-    assert bool(r.model.lora_rank) == path.stem.endswith("-lora")
-    applied = {VERL_KEYS.get(key, key) for key in data} - set(SPLIT_KEYS)
-    assert applied <= set(r.sources)  # every key of the recipe is a known one and was applied
-    # and the overrides of its comment apply on top of it
-    r = resolve(str(path), ["data.max_length=4096", "optim.lr=1.0e-4", "trainer.logger=console"], {}, world)
-    assert (r.train.max_length, r.train.learning_rate, r.train.logger) == (4096, 1e-4, ["console"])
-
-
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_recipe_opens_with_hardware_and_launch_command(path):
-    lines = path.read_text().splitlines()
-    assert lines[0].startswith("# Config for ")
-    launch = next((line for line in lines if line.startswith("# Launch:")), "")
-    assert f"--config recipes/{path.name}" in launch
-
-
-# ---- split_config / train.main ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "argv, expected",
-    [
-        (["--config", "r.yaml", "optim.lr=1"], ("r.yaml", ["optim.lr=1"])),
-        (["optim.lr=1", "--config=r.yaml"], ("r.yaml", ["optim.lr=1"])),
-        (["--recipe", "r.yaml"], ("r.yaml", [])),
-        (["optim.lr=1"], (None, ["optim.lr=1"])),
-    ],
-)
-def test_split_config(argv, expected):
-    assert split_config(argv) == expected
-
-
-def test_config_without_path_is_an_error():
-    with pytest.raises(SftkitError, match="--config needs a recipe path"):
-        split_config(["optim.lr=1", "--config"])
-
-
-def test_train_main_user_error_exits_2_without_traceback(tmp_path, capsys):
-    assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "not found" in err and "Traceback" not in err
-    assert train_main(["model_name_or_path=m", "train_files=[t.parquet]", "optim.lrr=1"]) == 2
-    assert "Did you mean" in capsys.readouterr().err
-
-
-# ---- --help --------------------------------------------------------------------------------------------------------
-def exit_code(argv: list[str]) -> int:
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:  # argparse's --help
-        return 0 if exc.code is None else exc.code
-
-
-@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"]])
-def test_sftkit_help(argv, capsys):
-    assert exit_code(argv) == 0
-    out = capsys.readouterr().out
-    for name in cli.COMMANDS:
-        assert name in out
-
-
-def test_unknown_command(capsys):
-    assert cli.main(["trian"]) == 2
-    assert "Did you mean: train" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
-def test_subcommand_help(name, capsys, monkeypatch):
-    if name == "filter":
-        pytest.importorskip(cli.COMMANDS[name][0])
-    shown = []  # the argparse parsers that printed their help (to check every option is explained)
-    original = argparse.ArgumentParser.print_help
-
-    def record(self, file=None):
-        shown.append(self)
-        return original(self, file)
-
-    monkeypatch.setattr(argparse.ArgumentParser, "print_help", record)
-    assert exit_code([name, "--help"]) == 0
-    out = capsys.readouterr().out
-    assert f"sftkit {name}" in out
-    if name not in ("train", "inspect"):  # these two print their own help text
-        assert shown, f"{name} --help printed no argparse help"
-    if name == "launch":  # Accelerate's own options, explained by Accelerate (which hides some, from sys.argv)
-        return
-    for parser in shown:
-        for action in parser._actions:
-            assert action.help and action.help != argparse.SUPPRESS, f"{name}: {action.option_strings} unexplained"
-
-
-def test_train_help_lists_every_key(capsys):
-    assert train_main(["--help"]) == 0
-    out = capsys.readouterr().out
-    for key in VERL_KEYS:
-        assert key in out
-    for cls in CONFIG_CLASSES:
-        for f in dataclasses.fields(cls):
-            assert f"--{f.name}" in out
-            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
-
-
-# ---- the run plan: derived once ------------------------------------------------------------------------------
-def test_plan_is_frozen_and_derives_the_trainer_view():
-    import dataclasses as dc
-
-    plan = run("data.train_batch_size=16", "data.micro_batch_size_per_gpu=4", "data.max_length=300", world_size=2)
-    with pytest.raises(dc.FrozenInstanceError):
-        plan.global_batch = 8
-    assert (plan.global_batch, plan.micro_batch, plan.grad_accum, plan.dp_size, plan.sp_size) == (16, 4, 2, 2, 1)
-    assert plan.train.gradient_accumulation_steps == 2 and plan.train.max_length == 300  # what is printed and saved
-    # the Trainer sees one step batch per optimizer step and examples already cut to length
-    args = plan.trainer_args
-    assert args.gradient_accumulation_steps == 1 and args.max_length is None
-    assert args.save_strategy == "no" and args.eval_strategy == "no"  # saves and validation: our callbacks
-    assert args.ddp_find_unused_parameters is False  # every parameter takes part: no extra autograd traversal
-    assert plan.to_dict()["gradient_accumulation_steps"] == 2 and plan.to_dict()["max_length"] == 300
-
-
-def test_precision_is_decided_once():
-    assert run("dtype=float32", environ={"ACCELERATE_MIXED_PRECISION": "bf16"}).trainer_args.mixed_precision == "no"
-    plan = run("dtype=bfloat16")
-    assert plan.bf16 and plan.train.bf16 and plan.trainer_args.bf16 and plan.trainer_args.mixed_precision == "bf16"
-    assert run().bf16 is False  # CPU: fp32
-
-
-def test_step_order_follows_the_batching():
-    assert run().order == "grouped"  # padded batches: length groups
-    assert run("use_remove_padding=true").order == "shuffled"
-    assert run("use_remove_padding=true", "train_sampling_strategy=group_by_length").order == "grouped"
-    assert run("train_sampling_strategy=sequential").order == "sequential"
-
-
-def test_logger_none_and_token_budget_with_sequence_parallelism():
-    assert run("trainer.logger=none").train.report_to == []
-    plan = run("data.use_dynamic_bsz=true", "data.max_token_len_per_gpu=4096", "ulysses_sequence_parallel_size=2",
-               "data.train_batch_size=8", world_size=2)  # fmt: skip
-    assert plan.token_budget == 8192  # as in verl: tokens per GPU after the split, a packed row holds sp times more
-
-
 def test_duplicate_recipe_keys_name_both_lines(tmp_path):
     recipe = tmp_path / "r.yaml"
     head = "model_name_or_path: m\ntrain_files: [t.parquet]\n"
@@ -598,15 +387,3 @@ def test_config_folder_instead_of_a_recipe(tmp_path):
     (tmp_path / "tiny.yaml").write_text("model_name_or_path: m\n")
     with pytest.raises(SftkitError, match=r"is a folder, not a recipe file.*tiny.yaml"):
         resolve(str(tmp_path), [], environ={})
-
-
-def test_train_help_is_instant_and_current():
-    import subprocess
-    import sys
-
-    from sftkit.config import help as train_help
-
-    assert train_help.text() == train_help.render(), "run `python -m sftkit.config.help` to refresh train_help.txt"
-    code = "import sys; from sftkit.cli import main; main(['train', '--help']); print('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("False")  # torch not even imported

@@ -1,5 +1,5 @@
 """The README's generated config-key tables (scripts/config_tables.py) are current, so a new or changed option
-cannot leave them behind (`train --help`'s text file is checked in tests/test_config.py)."""
+cannot leave them behind (`train --help`'s text file is checked in tests/test_cli.py)."""
 
 from __future__ import annotations
 

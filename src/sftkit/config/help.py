@@ -1,5 +1,5 @@
 """`sftkit train --help` without importing torch/transformers (4 s): the text is rendered from the config
-dataclasses into `train_help.txt`, shipped with the package; tests/test_config.py checks that it is current
+dataclasses into `train_help.txt`, shipped with the package; tests/test_cli.py checks that it is current
 (`python -m sftkit.config.help` rewrites it).
 """
 
