@@ -3,8 +3,9 @@
 
 The sections `generate`, `evaluate` (options of `sftkit eval`), `filter` and `prepare` hold the options of those
 commands under their long names (`max_new_tokens`, `max_per_prompt`, ...) and are parsed by the commands' own
-parsers here, before any work: a misspelt or ill-typed option fails now, and an option the command gains later
-works without a change here. The options that `rounds` sets itself (inputs, outputs) are refused.
+parsers here, before any work: a misspelt, ill-typed or out-of-range option (ranges.py) fails now, and an option
+the command gains later works without a change here. The options that `rounds` sets itself (inputs, outputs) are
+refused.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from sftkit.errors import SftkitError, closest
+from sftkit.rounds import ranges
 
 CHOICES = {"init": ("base", "previous"), "train_on": ("current", "all"), "on_empty": ("previous_data", "stop")}
 SECTIONS = ("generate", "evaluate", "filter", "prepare", "train")
@@ -219,7 +221,8 @@ REQUIRED_DUMMIES = {  # the arguments `rounds` fills in, so that the parser acce
 
 def command_options(section: str, options: dict) -> tuple[list[str], dict[str, Any]]:
     """A section's options -> (argv for the command, {option: value} as the command parsed them, defaults
-    included). SftkitError for an unknown, reserved or ill-typed option, with the command's own message."""
+    included). SftkitError for an unknown, reserved, ill-typed or out-of-range option, with the command's own
+    message (ranges.py)."""
     parser = _parser(section)
     actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
     argv: list[str] = []
@@ -242,8 +245,10 @@ def command_options(section: str, options: dict) -> tuple[list[str], dict[str, A
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            parsed = vars(parser.parse_args(REQUIRED_DUMMIES[section] + argv))
+            namespace = parser.parse_args(REQUIRED_DUMMIES[section] + argv)
     except SystemExit:
         message = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid options"
         raise SftkitError(f"{section}: {message} (options {' '.join(argv)})") from None
+    ranges.check(section, namespace, {str(key).replace("-", "_") for key in options})
+    parsed = vars(namespace)
     return argv, {k: v for k, v in parsed.items() if k in actions and k not in RESERVED[section]}
