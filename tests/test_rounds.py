@@ -24,6 +24,7 @@ import yaml
 
 from _files import write_jsonl
 from _train_utils import ROOT, assert_same_state, model_pt, sftkit_process, train
+from sftkit.errors import SftkitError
 from sftkit.rounds import recipe as rounds_recipe
 from sftkit.rounds import report, stages
 
@@ -118,6 +119,40 @@ def test_differences_leave_out_earlier_stages_fingerprints():
     old = {"generate.samples": 2, "input.train": "round_1/train aaa", "model": "m"}
     new = {"generate.samples": 4, "input.train": "round_1/train bbb", "model": "m", "on_empty": "stop"}
     assert stages.differences(old, new) == ["generate.samples: 2 -> 4", "on_empty: (not set) -> stop"]
+
+
+def test_changed_content_of_mix_or_decontaminate_files_is_refused(tmp_path):
+    """Like `problems`, the files of prepare.mix and prepare.decontaminate count by content (their globs expanded
+    now): a finished data stage made from other content is refused with the difference; the same content moved is
+    not a change."""
+    from sftkit.rounds import command
+    from sftkit.rounds.plan import Plan
+
+    for name in ("p", "m", "e"):
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": "a", "prompt": "1+1?", "answer": "2"}])
+    (tmp_path / "mix").mkdir()
+    write_jsonl(tmp_path / "mix/a.jsonl", [{"prompt": "q", "generated_solution": "s"}])
+    write_jsonl(tmp_path / "heldout.jsonl", [{"prompt": "what is 2+2?"}])
+    curation = {"mix": [f"{tmp_path}/mix/*.jsonl:0.5"], "decontaminate": [str(tmp_path / "heldout.jsonl")]}
+    config = minimal(tmp_path, problems=str(tmp_path / "p.jsonl"), metadata_file=str(tmp_path / "m.jsonl"),
+                     eval_problems=str(tmp_path / "e.jsonl"), rounds=1, prepare=curation)  # fmt: skip
+
+    def plan() -> Plan:
+        return Plan(rounds_recipe.load(str(config), []))
+
+    made = plan()
+    stage = stages.Stage(1, "data", made.out)
+    stages.start(stage, made.settings(stage), keep_partial=False)
+    stages.publish(stage, made.settings(stage), {}, 1.0, {})
+    (tmp_path / "mix/a.jsonl").rename(tmp_path / "mix/b.jsonl")  # the same content under another name
+    assert stages.differences(stages.finished(stage)["settings"], plan().settings(stage)) == []
+    write_jsonl(tmp_path / "mix/c.jsonl", [{"prompt": "q2", "generated_solution": "s2"}])  # the glob finds more
+    write_jsonl(tmp_path / "heldout.jsonl", [{"prompt": "what is 3+3?"}])
+    diff = stages.differences(stages.finished(stage)["settings"], plan().settings(stage))
+    assert [d.split(":")[0] for d in diff] == ["prepare.decontaminate content", "prepare.mix content"]
+    assert "(1 file)" in diff[1] and "(2 files)" in diff[1]
+    with pytest.raises(SftkitError, match="round 1 data: prepare.mix content: "):
+        command.check(plan())
 
 
 def _record(result: dict, seconds: float = 1.0) -> dict:

@@ -2,9 +2,10 @@
 stage is still valid (rerun: skipped) or the recipe changed under it (refused, with the differences).
 
 A stage's settings are the options of its command as that command parsed them (defaults included: writing a
-default out changes nothing), the content of its input files (problems, gold answers, training recipe: moving
-a file changes nothing, editing it does), the base model's folder (file names and sizes, config.json), and the
-fingerprints of the stages it reads (`input.*`). Machine settings that do not change results (batch size of
+default out changes nothing), the content of its input files (problems, gold answers, training recipe, the files
+of `prepare.mix` and `prepare.decontaminate` as their globs expand now: moving a file changes nothing, editing it
+does), the base model's folder (file names and sizes, config.json), and the fingerprints of the stages it reads
+(`input.*`). Machine settings that do not change results (batch size of
 generation, backend, grading workers, the accelerate config) are left out, so a run may continue on another machine.
 A key is written only where it matters: `train_on` from round 2, `on_empty` in a round that had no correct
 solution, `init` as the model the round actually starts from (round 1 starts from the base model either way).
@@ -31,6 +32,20 @@ def content(path: str, key: str) -> str:
     if not p.is_file():
         raise SftkitError(f"{key}: {path} is not a file; give the path of the {key.replace('_', ' ')}")
     return "content " + files_digest([p])[:16]
+
+
+def files_content(patterns: list[str], skip_reports: bool = False) -> str:
+    """The content of the files that `patterns` (files, globs, folders) name, expanded as `sftkit prepare` expands
+    them (`skip_reports`: as it expands a --mix source, without the prepare_report.json a folder or glob finds)."""
+    from sftkit.data.fingerprint import files_digest
+    from sftkit.data.prepare import REPORT, SUFFIXES
+    from sftkit.data.rows import RowReport, expand_inputs
+
+    files = expand_inputs(patterns, RowReport(), SUFFIXES)
+    files = [f for f in files if not (skip_reports and f.name == REPORT and str(f) not in patterns)]
+    if not files:
+        return "no file"
+    return f"content {files_digest(files)[:16]} ({len(files)} file{'s' if len(files) > 1 else ''})"
 
 
 def model_identity(path: str) -> str:
@@ -93,6 +108,18 @@ class Plan:
         }
 
     @cached_property
+    def curation_files(self) -> dict[str, object]:
+        """The content of the files that `prepare.mix` (one per source) and `prepare.decontaminate` name: data
+        stages made from other content are out of date, as with `problems`."""
+        prepare = self.options["prepare"][1]
+        out: dict[str, object] = {}
+        if prepare.get("mix"):
+            out["prepare.mix content"] = [files_content([spec.rpartition(":")[0]], True) for spec in prepare["mix"]]
+        if prepare.get("decontaminate"):
+            out["prepare.decontaminate content"] = files_content(list(prepare["decontaminate"]))
+        return out
+
+    @cached_property
     def base_model(self) -> str:
         return "base model " + model_identity(self.recipe.model)
 
@@ -149,7 +176,7 @@ class Plan:
         if name == "grade":
             return {"metadata": f["metadata"], **self._options("filter"), **inputs}
         if name == "data":
-            out = {**self._options("prepare"), **inputs}
+            out = {**self._options("prepare"), **self.curation_files, **inputs}
             if r > 1:
                 out["train_on"] = self.recipe.train_on
             grade = self.record(r, "grade")

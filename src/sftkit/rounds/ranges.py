@@ -28,9 +28,9 @@ def _filter(args: argparse.Namespace, given: set[str]) -> None:
 
 
 def _prepare(args: argparse.Namespace, given: set[str]) -> None:
-    from sftkit.data import prepare
+    from sftkit.data import prepare, prepare_options
 
-    prepare._check_args(args, given)
+    prepare_options._check_args(args, given)
     for spec in args.mix or []:
         prepare._source(spec)
     if args.decontaminate and args.decontaminate_ngram < 1:  # checked by decontaminate.build, which reads the files
