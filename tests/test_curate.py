@@ -135,7 +135,8 @@ def test_decontaminate_drops_leaked_gsm8k_test_problems(tmp_path: Path, capsys):
     assert report["curation"]["rows_decontaminated"] == 6
     assert (d["prompts_dropped"], d["eval_problems_matched"], d["eval_problems"]) == (3, 3, 40)
     assert [m["eval"] for m in d["first_matches"]] == [f"{GSM8K_TEST}:{i}" for i in (1, 2, 3)]
-    assert "decontamination (8-word n-grams, 40 eval problems in 1 files): 6 rows dropped, 3 training problems" in out
+    said = "decontamination (8-word n-grams, 40 distinct eval problems in 40 rows of 1 files): 6 rows dropped, 3 training"
+    assert said in out
     assert f"~ {GSM8K_TEST}:1 'Janet" in out
 
 
@@ -160,6 +161,46 @@ def test_decontaminate_names_the_problem_column_or_says_which_exist(tmp_path: Pa
     assert code == 2 and "columns found: task (1)" in err and "--decontaminate-key" in err
     run(capsys, SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "o", "--decontaminate", evals,
         "--decontaminate-key", "task", "--decontaminate-ngram", "3")  # fmt: skip
+
+
+def test_a_problem_repeated_in_the_eval_file_is_still_decontaminated(tmp_path: Path, capsys):
+    """An eval file with several rows per problem (a val.parquet of k solutions each) counts each problem once: its
+    n-grams are not template text, however many rows repeat it."""
+    tests = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()]
+    evals = write_jsonl(tmp_path / "e.jsonl", [tests[0]] * 5 + tests[1:4])
+    src = write_jsonl(tmp_path / "s.jsonl", planted(1) + [{"prompt": "Unrelated?", "generated_solution": "#### 1"}])
+    out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--decontaminate", evals)
+    d = report["curation"]["decontamination"]
+    assert (d["eval_rows"], d["eval_problems"], d["prompts_dropped"], d["template_ngrams_ignored"]) == (8, 4, 1, 0)
+    assert [r["prompt"] for r in rows(tmp_path / "o")] == ["Unrelated?"]
+
+
+def test_short_eval_problems_match_the_same_text_and_are_counted(tmp_path: Path, capsys):
+    """A problem shorter than the n-gram has none: it matches a training prompt that is the same text (not one
+    that merely contains it), and the summary says how many such problems there are."""
+    evals = write_jsonl(tmp_path / "e.jsonl", [{"problem": r"Compute $\dbinom{8}{4}$."}, {"problem": "What is $1+1$?"}])
+    train = ["Compute $\\dbinom{8}{4}$.", "what is 1 + 1 ?", "What is $1+1+1$?", r"Compute $\dbinom{8}{4}$ twice."]
+    src = write_jsonl(tmp_path / "s.jsonl", [{"prompt": p, "generated_solution": "#### 1"} for p in train])
+    out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--decontaminate", evals, "--val-split", "0")
+    d = report["curation"]["decontamination"]
+    assert (d["eval_problems_short"], d["prompts_dropped"], d["eval_problems_matched"]) == (2, 2, 2)
+    assert sorted(r["prompt"] for r in rows(tmp_path / "o")) == sorted(train[2:])
+    assert "2 eval problems shorter than 8 words: matched only by a training prompt that is the same text" in out
+
+
+def test_bad_eval_rows_are_counted_and_shown_and_fatal_with_strict(tmp_path: Path, capsys):
+    tests = [json.loads(line) for line in GSM8K_TEST.read_text().splitlines()][:3]
+    evals = tmp_path / "e.jsonl"
+    evals.write_text("{broken\n" + json.dumps(tests[1]) + "\n" + json.dumps({"question": 7}) + "\n")
+    argv = [SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "o", "--decontaminate", evals]
+    out, report = run(capsys, *argv)
+    d = report["curation"]["decontamination"]
+    assert (d["eval_rows"], d["eval_rows_bad"], d["eval_problems"]) == (3, 2, 1)
+    assert f"warning: 2 eval rows without a readable problem (not checked):\n    {evals}:1" in out
+    assert f"{evals}:3: no problem text" in out
+    code = prepare.main([str(a) for a in argv] + ["--strict", "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{evals}:1" in err and "--strict" in err
 
 
 def test_mix_weights_spread_over_prompts_and_report_shares(tmp_path: Path, capsys):
@@ -190,6 +231,10 @@ def test_mix_weights_spread_over_prompts_and_report_shares(tmp_path: Path, capsy
         (["{a}", "--mix", "{a}:2"], "is in two sources"),
         (["{a}", "--max-per-prompt", "0"], "keep 1 or more"),
         (["{a}", "--decontaminate", "{a}", "--decontaminate-ngram", "0"], "give 1 or more words"),
+        (["{a}", "--decontaminate-ngram", "13"], "--decontaminate-ngram without --decontaminate EVAL"),
+        (["{a}", "--decontaminate-key", "question"], "--decontaminate-key without --decontaminate EVAL"),
+        (["{a}", "--decontaminate", "{a}", "{a}.missing"], "every evaluation file must exist"),
+        (["{a}", "--decontaminate", "{a}", "/nowhere/*.jsonl"], "glob matches no file"),
     ],
 )
 def test_curation_mistakes_are_messages(tmp_path: Path, capsys, argv: list[str], message: str):
@@ -204,7 +249,7 @@ def test_report_json_holds_the_numbers_the_console_prints(tmp_path: Path, capsys
         tmp_path / "s.jsonl", solutions({f"p{i}?": [f"s{j}" for j in range(i % 4 + 1)] for i in range(20)}) + ["{bad"]
     )
     out, r = run(capsys, src, "--output-dir", tmp_path / "o", "--max-per-prompt", "2", "--decontaminate", GSM8K_TEST)
-    assert f"rows read: {r['rows']['read']}, kept: {r['rows']['usable']}, dropped: 1" in out
+    assert f"rows read: {r['rows']['read']}, usable: {r['rows']['usable']}, dropped: 1" in out
     assert f"dropped (malformed JSON): {r['rows']['bad']['malformed JSON']}" in out
     assert (
         f"--max-per-prompt 2: {r['curation']['rows_capped']} rows capped in {r['curation']['prompts_capped']}" in out
@@ -221,3 +266,24 @@ def test_a_prepared_folder_as_a_source_is_read_without_its_report(tmp_path: Path
     assert report["inputs"] == [str(tmp_path / "round1" / f) for f in ("train.parquet", "val.parquet")]
     assert report["rows"] == {**report["rows"], "read": 300, "usable": 300, "dropped": 0}
     assert len(rows(tmp_path / "o")) == 150
+
+
+def test_a_stop_while_writing_leaves_the_earlier_outputs_and_no_temporary_file(tmp_path: Path, capfd, monkeypatch):
+    """SIGTERM (a real one) in the middle of the second pass: exit 75 and one line, the earlier outputs as they
+    were, no hidden .tmp file; the three outputs are only ever replaced together."""
+    import os
+    import signal
+
+    from sftkit.data.parquet import ParquetSink
+
+    out = tmp_path / "o"
+    argv = [str(SAMPLE / "solutions_0.jsonl"), "--output-dir", str(out)]
+    assert prepare.main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    add = ParquetSink.add
+    monkeypatch.setattr(ParquetSink, "add", lambda self, *a: (os.kill(os.getpid(), signal.SIGTERM), add(self, *a)))
+    capfd.readouterr()
+    assert prepare.main([*argv, "--overwrite", "--max-per-prompt", "1"]) == 75
+    err = capfd.readouterr().err
+    assert "SIGTERM received: prepare stopped, nothing written" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing else, nothing changed

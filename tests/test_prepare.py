@@ -43,7 +43,7 @@ def test_bundled_sample_prepares(tmp_path, capsys):
     assert (len(train), len(val)) == (540, 60)  # 300 problems x 2 solutions; 30 problems in val
     assert list(train[0]) == ["id", "prompt", "generated_solution", "num_tokens"]
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in val}
-    assert "rows read: 600, kept: 600, dropped: 0" in out
+    assert "rows read: 600, usable: 600, dropped: 0" in out
     assert "train: 540 rows, 270 problems" in out and "val:   60 rows, 30 problems" in out
 
 
@@ -109,7 +109,7 @@ def test_every_bad_row_is_counted_and_shown_with_file_and_line(tmp_path, capsys,
     src = write_jsonl(tmp_path / "s.jsonl", solutions(2, 1) + ["", BAD_LINES[kind]])  # blank line 3 is skipped
     code, out, _ = run(capsys, src, "--output-dir", tmp_path / "out")
     assert code == 0
-    assert "rows read: 3, kept: 2, dropped: 1" in out
+    assert "rows read: 3, usable: 2, dropped: 1" in out
     assert f"dropped ({kind}): 1" in out
     assert f"{src}:4:" in out
 
@@ -201,7 +201,7 @@ def test_source_columns_kept_and_mixed_types_normalised(tmp_path, capsys):
 def test_parquet_input_such_as_filter_output(tmp_path, capsys):
     assert run(capsys, SAMPLE / "solutions_0.jsonl", "--output-dir", tmp_path / "a", "--val-split", "0")[0] == 0
     code, out, _ = run(capsys, tmp_path / "a" / "train.parquet", "--output-dir", tmp_path / "b")
-    assert code == 0 and "rows read: 300, kept: 300" in out
+    assert code == 0 and "rows read: 300, usable: 300" in out
     assert [len(part) for part in read(tmp_path / "b")] == [270, 30]
 
 

@@ -57,8 +57,8 @@ def run(plan: RunPlan, callbacks=()):
     """Train as planned; returns the trainer (its model is the in-memory model at the end of training)."""
     from sftkit.checkpoint import resume
     from sftkit.checkpoint.lock import RunLock
+    from sftkit.stopping import stop_at_once
     from sftkit.training import modeling
-    from sftkit.training.preempt import stop_at_once
 
     with stop_at_once():  # nothing to save before training: a stop signal ends the run at once (exit 75, main)
         show_config(plan)
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(text())
         return 0
-    from sftkit.training.preempt import EXIT_PREEMPTED, StoppedBeforeTraining, stop_at_once
+    from sftkit.stopping import EXIT_PREEMPTED, Stopped, stop_at_once
 
     recipe, rest = split_config(argv)
     try:
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
             plan = plan_run(recipe, rest)
         trainer = run(plan)
-    except StoppedBeforeTraining as stop:
+    except Stopped as stop:  # nothing to save before training: the run ends at once
         where = "" if dist.is_main() else f" (rank {dist.rank()})"
         print(f"\n{stop} received before training started{where}: nothing to save yet; run the same command "
               f"again to start (exit code {EXIT_PREEMPTED})", file=sys.stderr, flush=True)  # fmt: skip

@@ -5,8 +5,12 @@ table; a training prompt sharing any of them is contaminated. Each distinct prom
 solutions of a problem share it). An n-gram found in more than `max(2, 1%)` of the eval problems is template text
 ("Solve the following math problem step by step...") and is ignored with every n-gram that touches it (else one
 shared instruction, or the instruction and a first name, would drop unrelated rows); a leaked problem still shares
-the n-grams of its own text. Memory: one table entry per distinct eval n-gram (MATH's 5,000 test problems: about
-300k entries, ~40 MB), and one per distinct training prompt checked.
+the n-grams of its own text. The eval problems are counted once each (an eval file with several solutions per
+problem repeats it: counted per row, its own n-grams would look like template text). A problem shorter than N words
+has no n-gram: it matches a training prompt that is the same text (after normalisation), and the summary says how
+many such problems there are. Every eval file must exist, and its bad rows are counted and shown (fatal under
+--strict): a silently skipped eval problem is a leak nobody sees. Memory: one table entry per distinct eval n-gram
+(MATH's 5,000 test problems: about 300k entries, ~40 MB), and one per distinct training prompt checked.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sftkit.data.normalize import words
 from sftkit.data.rows import RowReport, expand_inputs, iter_rows
 from sftkit.errors import SftkitError
 
+NGRAM = 8  # words per n-gram, as open-r1
 KEYS = ("problem", "question", "prompt")  # detected in this order when --decontaminate-key is not given
 SHOW = 5
 
@@ -54,6 +59,8 @@ class Decontaminator:
     problems: list[EvalProblem]
     table: dict[int, int]  # hash of an n-gram -> index of the first eval problem that has it
     files: list[str]
+    whole: dict[str, int] = field(default_factory=dict)  # a problem shorter than n words (normalised) -> index
+    rows: RowReport = field(default_factory=RowReport)  # the eval files' rows: read, usable, bad
     ignored: list[str] = field(default_factory=list)  # template n-grams (a few shown)
     n_ignored: int = 0
     checked: dict[int, int] = field(default_factory=dict)  # prompt id -> index in `matches`, or -1
@@ -65,7 +72,11 @@ class Decontaminator:
         if found is None:
             found = -1
             tokens = words(prompt)
-            for i in range(len(tokens) - self.n + 1):
+            short = self.whole.get(" ".join(tokens)) if len(tokens) < self.n else None
+            if short is not None:
+                self.matches.append(Match(where, _short(prompt), self.problems[short], " ".join(tokens)))
+                found = len(self.matches) - 1
+            for i in range(len(tokens) - self.n + 1 if found < 0 else 0):
                 gram = " ".join(tokens[i : i + self.n])
                 hit = self.table.get(hash(gram))
                 if hit is not None:
@@ -78,7 +89,9 @@ class Decontaminator:
     def report(self) -> dict:
         hit = {m.problem.where for m in self.matches}
         return {
-            "files": self.files, "ngram_words": self.n, "eval_problems": len(self.problems),
+            "files": self.files, "ngram_words": self.n, "eval_rows": self.rows.rows_read,
+            "eval_rows_bad": self.rows.n_bad, "eval_rows_bad_first": [str(b) for b in self.rows.examples],
+            "eval_problems": len(self.problems), "eval_problems_short": len(self.whole),
             "template_ngrams_ignored": self.n_ignored, "template_ngrams_first": self.ignored,
             "prompts_dropped": len(self.matches), "eval_problems_matched": len(hit),
             "first_matches": [
@@ -96,37 +109,50 @@ def _text(row: dict, key: str | None) -> str | None:
     return next((row[k] for k in KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
 
 
-def read_problems(patterns: Sequence[str], key: str | None, suffixes: Sequence[str]) -> tuple[list, list[Path]]:
-    """The eval problems of the files: [EvalProblem], and the files. A file with none is an error."""
-    report = RowReport()
+def read_problems(
+    patterns: Sequence[str], key: str | None, suffixes: Sequence[str], strict: bool = False
+) -> tuple[list[EvalProblem], list[Path], RowReport]:
+    """The distinct eval problems of the files (the first row of each), the files, and their rows' report. A missing
+    file or an empty glob is an error (the user believes the data was checked against it), as is a file without
+    any problem; a bad row is counted and shown (fatal with `strict`)."""
+    report = RowReport(strict=strict)
     files = expand_inputs(patterns, report, suffixes)
-    if report.n_bad and not files:
-        raise SftkitError(f"--decontaminate: no evaluation file found.\n{report.summary()}")
+    if report.n_bad:
+        raise SftkitError(f"--decontaminate: every evaluation file must exist.\n{report.summary()}")
     problems: list[EvalProblem] = []
+    seen: set[str] = set()
     for path in files:
-        file_report, before = RowReport(), len(problems)
-        for _, line, row in iter_rows([path], file_report):
+        usable_before, read_before = report.rows_ok, report.rows_read
+        for _, line, row in iter_rows([path], report):
             text = _text(row, key)
-            if text is not None:
+            if text is None:
+                wanted = repr(key) if key else " or ".join(KEYS)
+                report.reject_accepted(f"{path}:{line}", f"no problem text ({wanted})", "no problem text")
+                continue
+            normal = " ".join(words(text))
+            if normal not in seen:
+                seen.add(normal)
                 problems.append(EvalProblem(f"{path}:{line}", text))
-        if len(problems) == before:
+        if report.rows_ok == usable_before:
             wanted = f"a {key!r} column" if key else f"a column named {', '.join(KEYS)}"
             raise SftkitError(
-                f"--decontaminate {path}: no row with {wanted} (columns found: {file_report.columns_found()}). "
-                "Name the eval problems' column with --decontaminate-key."
+                f"--decontaminate {path}: no row with {wanted} among its {report.rows_read - read_before} rows "
+                f"(columns found: {report.columns_found()}). Name the eval problems' column with --decontaminate-key."
             )
-    return problems, files
+    return problems, files, report
 
 
 def _grams(tokens: list[str], n: int) -> list[int]:
     return [hash(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]  # salted, used in-process only
 
 
-def build(patterns: Sequence[str], n: int, key: str | None, suffixes: Sequence[str]) -> Decontaminator:
+def build(
+    patterns: Sequence[str], n: int, key: str | None, suffixes: Sequence[str], strict: bool = False
+) -> Decontaminator:
     """The n-gram table of the eval files' problems, without the n-grams that touch template text."""
     if n < 1:
         raise SftkitError(f"--decontaminate-ngram {n}: give 1 or more words")
-    problems, files = read_problems(patterns, key, suffixes)
+    problems, files, rows = read_problems(patterns, key, suffixes, strict)
     tokens = [words(problem.text) for problem in problems]
     grams = [_grams(t, n) for t in tokens]
     count: dict[int, int] = {}
@@ -146,4 +172,7 @@ def build(patterns: Sequence[str], n: int, key: str | None, suffixes: Sequence[s
         for i, h in enumerate(hashes):
             if not any(covered[i : i + n]):  # "...in \boxed{}. James" would match every James problem
                 table.setdefault(h, index)
-    return Decontaminator(n, problems, table, [str(f) for f in files], sorted(shown)[:SHOW], len(template))
+    whole = {" ".join(t): i for i, t in enumerate(tokens) if 0 < len(t) < n}
+    return Decontaminator(
+        n, problems, table, [str(f) for f in files], whole, rows, sorted(shown)[:SHOW], len(template)
+    )

@@ -89,8 +89,15 @@ class ParquetSink:
             self.rows, self.size = 0, 0
 
     def close(self) -> None:
+        self.finish()
+        self.publish()
+
+    def finish(self) -> None:
+        """The temporary file complete, not yet in place (`publish` renames it)."""
         self.flush()
         self.writer.close()
+
+    def publish(self) -> None:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:

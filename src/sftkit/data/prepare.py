@@ -10,8 +10,9 @@ both Parquet files in batches. Every choice is a seeded hash ranking: the same s
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
+import sys
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -19,99 +20,20 @@ from pathlib import Path
 import numpy as np
 
 from sftkit.data import decontaminate
-from sftkit.data.curate import DEDUP, Rows, curate, mix64
+from sftkit.data.curate import Rows, curate, mix64
 from sftkit.data.normalize import digest, solution_key
 from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
+from sftkit.data.prepare_options import SUFFIXES, build_parser, parse_args
 from sftkit.data.prepare_report import build, format_report, sources_report
 from sftkit.data.rows import DEFAULT_RESPONSE_KEY, RowReport, expand_inputs, iter_rows, response_column
 from sftkit.dist import user_errors
 from sftkit.errors import SftkitError, closest
 from sftkit.outputs import check_output_dir
+from sftkit.stopping import EXIT_PREEMPTED, Stopped, signals_held, stop_at_once
 
-SUFFIXES = (".jsonl", ".json", ".parquet")
+__all__ = ["build_parser", "choose_val", "main", "n_val"]
 REPORT = "prepare_report.json"
 OUTPUTS = ("train.parquet", "val.parquet", REPORT)
-
-
-def build_parser(prog: str = "sftkit prepare") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Merge JSONL (or Parquet) solution files, curate them (duplicates, solutions per problem, "
-        "contamination, mixing) and split them into DIR/train.parquet and DIR/val.parquet, with every count in "
-        "DIR/prepare_report.json. Bad rows are counted and shown with file:line, never dropped silently.",
-        epilog="example: %(prog)s outputs/*.jsonl --output-dir data/sft --val-split 0.1 --dedup normalized "
-        "--max-per-prompt 10 --decontaminate data/math_test.jsonl",
-    )
-    p.add_argument(
-        "files", nargs="*", metavar="FILES", help="JSONL/Parquet files, globs or directories; all rows merged"
-    )
-    p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for train.parquet and val.parquet")
-    p.add_argument(
-        "--val-split",
-        type=float,
-        metavar="FRACTION",
-        default=0.1,
-        help="fraction of the problems (or rows, with --split-by row) for validation, in [0, 1) (default: 0.1); "
-        "0 writes everything to train and an empty val.parquet",
-    )
-    p.add_argument(
-        "--prompt-key", default="prompt", metavar="KEY", help="field holding the prompt text (default: prompt)"
-    )
-    p.add_argument(
-        "--response-key",
-        default=None,
-        metavar="KEY",
-        help="field holding the response text (default: generated_solution, or response when the files have "
-        "that and no generated_solution)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=42, metavar="N", help="seed of the split and of every curation choice; same "
-        "seed, same files (default: 42)"
-    )  # fmt: skip
-    p.add_argument(
-        "--split-by",
-        choices=("prompt", "row"),
-        default="prompt",
-        help="prompt (default): all solutions of one problem land on the same side, so validation measures unseen "
-        "problems; row: plain split of the rows (the seed's behaviour; problems leak into validation)",
-    )
-    _curation_options(p)
-    p.add_argument("--strict", action="store_true", help="make any bad row or missing file fatal (exit code 2)")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace train.parquet, val.parquet and prepare_report.json when "
-        "DIR holds them already (an input among them is refused even so)"
-    )  # fmt: skip
-    return p
-
-
-def _curation_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("curation (in this order: decontaminate, dedup, max per prompt, mix)")
-    g.add_argument(
-        "--dedup", choices=DEDUP, default="none", help="drop repeated solutions of one prompt: exact text, or "
-        "normalized (case, whitespace, LaTeX spacing and delimiters, \\frac12 = \\frac{1}{2}); the first in input "
-        "order is kept. The summary counts both kinds of duplicates even with none (default)"
-    )  # fmt: skip
-    g.add_argument(
-        "--max-per-prompt", type=int, metavar="K", help="keep at most K solutions of each prompt: distinct "
-        "solutions first, then a seeded choice (RFT / ReST-EM style)"
-    )  # fmt: skip
-    g.add_argument(
-        "--decontaminate", nargs="+", metavar="EVAL", help="evaluation files (JSONL/Parquet, globs): drop rows "
-        "whose prompt shares a word n-gram with one of their problems"
-    )  # fmt: skip
-    g.add_argument(
-        "--decontaminate-ngram", type=int, default=8, metavar="N", help="n-gram length in words, after "
-        "lower-casing and dropping punctuation (default: 8, as open-r1)"
-    )  # fmt: skip
-    g.add_argument(
-        "--decontaminate-key", metavar="KEY", help="column of the eval files holding the problem (default: the "
-        f"first of {', '.join(decontaminate.KEYS)} a row has)"
-    )  # fmt: skip
-    g.add_argument(
-        "--mix", nargs="+", metavar="FILES:WEIGHT", help="more sources, each with a weight: its rows (after the "
-        "steps above) times WEIGHT; 0.5 keeps half of them (spread over the prompts, seeded), 2 writes each "
-        "twice. FILES are FILES as above, which count with weight 1"
-    )  # fmt: skip
 
 
 def _source(spec: str) -> dict:
@@ -232,9 +154,9 @@ def _first_pass(files: list[tuple[Path, int]], report: RowReport, keys: tuple[st
     return rows, kinds, useless
 
 
-def _second_pass(files, keys, outs: dict[str, Path], schema, convert, counts, val) -> None:
-    """The same rows again, each written `counts` times to train.parquet / val.parquet (renamed into place when
-    done)."""
+def _second_pass(files, keys, outs: dict[str, Path], schema, convert, counts, val) -> list:
+    """The same rows again, each written `counts` times to train.parquet / val.parquet: their sinks, finished and
+    not yet in place (`_publish`)."""
     outs["train.parquet"].parent.mkdir(parents=True, exist_ok=True)
     sinks = {side: ParquetSink(outs[f"{side}.parquet"], schema, convert) for side in ("train", "val")}
     try:
@@ -249,31 +171,60 @@ def _second_pass(files, keys, outs: dict[str, Path], schema, convert, counts, va
         if n != len(counts):
             raise SftkitError(f"the input files changed while preparing ({len(counts)} usable rows, then {n}); rerun")
         for sink in sinks.values():
-            sink.close()
+            sink.finish()
     except BaseException:
-        for sink in sinks.values():
-            sink.abort()
+        _abort(sinks.values())
         raise
+    return list(sinks.values())
 
 
-def _check_args(args) -> None:
-    if not 0 <= args.val_split < 1:
-        raise SftkitError(f"--val-split must be a fraction in [0, 1) (0.1 = 10%), got {args.val_split}")
-    if args.max_per_prompt is not None and args.max_per_prompt < 1:
-        raise SftkitError(f"--max-per-prompt {args.max_per_prompt}: keep 1 or more solutions per prompt")
+def _publish(sinks: list, report: Path, numbers: dict) -> None:
+    """train.parquet, val.parquet and prepare_report.json put in place together (the caller holds stop signals
+    back: the earlier outputs are never left beside a new report)."""
+    tmp = report.with_name(f".{report.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        _abort(sinks)
+        raise
+    for sink in sinks:
+        sink.publish()
+    os.replace(tmp, report)
+
+
+def _abort(sinks: list) -> None:
+    for sink in sinks:
+        sink.abort()
 
 
 @user_errors
 def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
-    args = build_parser(prog).parse_args(argv)
-    _check_args(args)
+    try:
+        with stop_at_once(unless_handled=True) as disarm:  # nothing to save: a stop ends prepare at once
+            sinks, outs, numbers = _prepare(argv, prog)
+            with signals_held():  # a stop signal now waits for the outputs to be in place, then ends the process
+                disarm()
+                _publish(sinks, outs["prepare_report.json"], numbers)
+    except Stopped as stop:
+        print(f"\n{stop} received: prepare stopped, nothing written (any earlier outputs are unchanged)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_PREEMPTED
+    print(format_report(numbers))
+    return 0
+
+
+def _prepare(argv: list[str] | None, prog: str):
+    """Read, curate and split the rows, and write the outputs next to their final names: (sinks, outputs, report)."""
+    args = parse_args(argv, prog)
     report = RowReport(strict=args.strict)
     sources, files = _sources(args, report)
     if not files:
         raise SftkitError(f"no input file found.\n{report.summary()}")
     decon = None
     if args.decontaminate:
-        decon = decontaminate.build(args.decontaminate, args.decontaminate_ngram, args.decontaminate_key, SUFFIXES)
+        decon = decontaminate.build(args.decontaminate, args.decontaminate_ngram, args.decontaminate_key, SUFFIXES,
+                                    args.strict)  # fmt: skip
     eval_files = decon.files if decon else []
     outs = check_output_dir(args.output_dir, "--output-dir", OUTPUTS, [f for f, _ in files] + eval_files,
                             args.overwrite)  # fmt: skip
@@ -288,14 +239,15 @@ def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
     val[kept] = choose_val(rows.prompt[kept], args.val_split, args.seed, args.split_by)
     schema, convert, notes = plan_columns(kinds, len(rows))
     notes = [f"warning: {line}" for line in useless] + [f"note: {line}" for line in notes]
-    _second_pass(files, keys, outs, schema, convert, curated.counts, val)
-    inputs = {"files": [f for f, _ in files], "keys": keys, "columns": schema.names, "notes": notes}
-    inputs |= {"sources": sources_report(sources, rows, curated), "decontamination": decon and decon.report()}
-    paths = {side: outs[f"{side}.parquet"] for side in ("train", "val")}
-    numbers = build(args, report, inputs, rows, curated, val, paths)
-    outs["prepare_report.json"].write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
-    print(format_report(numbers))
-    return 0
+    sinks = _second_pass(files, keys, outs, schema, convert, curated.counts, val)
+    try:
+        inputs = {"files": [f for f, _ in files], "keys": keys, "columns": schema.names, "notes": notes}
+        inputs |= {"sources": sources_report(sources, rows, curated), "decontamination": decon and decon.report()}
+        paths = {side: outs[f"{side}.parquet"] for side in ("train", "val")}
+        return sinks, outs, build(args, report, inputs, rows, curated, val, paths)
+    except BaseException:
+        _abort(sinks)
+        raise
 
 
 if __name__ == "__main__":

@@ -76,10 +76,18 @@ def _curation_lines(r: dict) -> list[str]:
     d = c["decontamination"]
     if d is not None:
         lines.append(
-            f"decontamination ({d['ngram_words']}-word n-grams, {d['eval_problems']} eval problems in "
-            f"{len(d['files'])} files): {c['rows_decontaminated']} rows dropped, {d['prompts_dropped']} training "
-            f"problems, {d['eval_problems_matched']} eval problems matched"
+            f"decontamination ({d['ngram_words']}-word n-grams, {d['eval_problems']} distinct eval problems in "
+            f"{d['eval_rows']} rows of {len(d['files'])} files): {c['rows_decontaminated']} rows dropped, "
+            f"{d['prompts_dropped']} training problems, {d['eval_problems_matched']} of the eval problems matched"
         )
+        if d["eval_problems_short"]:
+            lines.append(
+                f"  {d['eval_problems_short']} eval problems shorter than {d['ngram_words']} words: matched only by a "
+                "training prompt that is the same text"
+            )
+        if d["eval_rows_bad"]:
+            lines.append(f"  warning: {d['eval_rows_bad']} eval rows without a readable problem (not checked):")
+            lines += [f"    {bad}" for bad in d["eval_rows_bad_first"]]
         if d["template_ngrams_ignored"]:
             lines.append(
                 f"  {d['template_ngrams_ignored']} n-grams shared by many eval problems ignored as template text, "
@@ -102,7 +110,7 @@ def format_report(r: dict) -> str:
     shown = ", ".join(files[:5]) + (f", ... ({len(files) - 5} more)" if len(files) > 5 else "")
     rows = r["rows"]
     lines = [f"inputs: {len(files)} files: {shown}"]
-    lines.append(f"rows read: {rows['read']}, kept: {rows['usable']}, dropped: {rows['dropped']}")
+    lines.append(f"rows read: {rows['read']}, usable: {rows['usable']}, dropped: {rows['dropped']}")
     lines += [f"  dropped ({kind}): {n}" for kind, n in rows["bad"].items()]
     lines += [f"  input problem ({kind}): {n}" for kind, n in rows["input_problems"].items()]
     if rows["first_problems"]:

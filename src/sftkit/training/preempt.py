@@ -9,7 +9,6 @@ early warning signal): launchers in between (torchrun's agent) need not pass any
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -18,11 +17,10 @@ import threading
 import torch
 
 from sftkit import dist
+from sftkit.stopping import EXIT_PREEMPTED, INTERRUPT, SIGNALS
 
-SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGUSR1", None)) if s is not None)
+__all__ = ["EXIT_PREEMPTED", "INTERRUPT", "SIGNALS", "StopRequest", "ignore_in_worker"]
 # Ctrl-C stops like SIGTERM (save at the next step, exit 75); a second Ctrl-C aborts at once (KeyboardInterrupt).
-INTERRUPT = signal.SIGINT
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later" — scripts/launch.slurm requeues the job on it
 
 
 class StopRequest:
@@ -67,35 +65,6 @@ class StopRequest:
         if dist.distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
-
-
-class StoppedBeforeTraining(BaseException):
-    """A stop signal before training started: nothing to save yet, so the run ends at once with EXIT_PREEMPTED
-    (a long tokenization would otherwise outlast the scheduler's grace period, and a SIGTERM killed the run with
-    exit 143 and no word). A BaseException, as KeyboardInterrupt is, so that no library's `except Exception`
-    swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def stop_at_once():
-    """While the block runs (planning, tokenizing, loading the model), a stop signal raises StoppedBeforeTraining."""
-
-    def _raise(signum, frame) -> None:
-        raise StoppedBeforeTraining(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _raise) for sig in (*SIGNALS, INTERRUPT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def ignore_in_worker(_worker_id: int) -> None:
