@@ -79,6 +79,8 @@ def test_overrides_reach_sections(tmp_path):
         ("train.overrides.output_dir=x", "train.overrides.output_dir: `sftkit rounds` sets output_dir itself"),
         ("train.overrides.data.train_files=[x]", "sets train_files itself"),
         ("train.overrides.max_stepz=1", "unknown config key 'max_stepz'"),
+        ("train.overrides.num_train_epochs=abc", "train: recipes/tiny.yaml with train.overrides: .*invalid float"),
+        ("train.overrides.per_device_train_batch_size=0", "train: .*per_device_train_batch_size.* must be >= 1"),
     ],
 )
 def test_recipe_mistakes_are_errors_before_any_work(tmp_path, sftkit, override, message):
@@ -86,6 +88,16 @@ def test_recipe_mistakes_are_errors_before_any_work(tmp_path, sftkit, override, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_training_is_resolved_for_the_accelerate_configs_processes(tmp_path, sftkit):
+    """Sequence parallelism over 2 processes: an error with one process, accepted with cpu_ddp's 2 (the run then
+    stops at the next check, its missing input files)."""
+    config, sp = minimal(tmp_path), "train.overrides.ulysses_sequence_parallel_size=2"
+    alone = sftkit("rounds", "--config", config, sp)
+    assert alone.returncode == 2 and "divide the number of processes (1)" in alone.stderr
+    two = sftkit("rounds", "--config", config, "--accelerate-config", "cpu_ddp", sp)
+    assert two.returncode == 2 and "problems: p.jsonl is not a file" in two.stderr, two.stderr
 
 
 def test_missing_input_file_is_an_error(tmp_path, sftkit):
@@ -153,6 +165,48 @@ def test_changed_content_of_mix_or_decontaminate_files_is_refused(tmp_path):
     assert "(1 file)" in diff[1] and "(2 files)" in diff[1]
     with pytest.raises(SftkitError, match="round 1 data: prepare.mix content: "):
         command.check(plan())
+
+
+def _unfinished_training(tmp_path: Path, checkpoint: bool):
+    """A run whose round 1 training was started with max_steps 5 and failed (with or without a checkpoint), and
+    the plan of the rerun with max_steps 8."""
+    from sftkit.checkpoint.layout import REQUIRED
+    from sftkit.rounds.plan import Plan
+
+    for name in ("p", "m", "e"):
+        write_jsonl(tmp_path / f"{name}.jsonl", [{"id": "a", "prompt": "1+1?", "answer": "2"}])
+    config = minimal(tmp_path, problems=str(tmp_path / "p.jsonl"), metadata_file=str(tmp_path / "m.jsonl"),
+                     eval_problems=str(tmp_path / "e.jsonl"), rounds=1)  # fmt: skip
+    before = Plan(rounds_recipe.load(str(config), ["train.overrides.max_steps=5"]))
+    stage = stages.Stage(1, "train", before.out)
+    stages.start(stage, before.settings(stage), keep_partial=True)
+    if checkpoint:
+        (stage.partial / "global_step_2").mkdir()
+        for name in REQUIRED:
+            (stage.partial / "global_step_2" / name).write_bytes(b"")
+    return Plan(rounds_recipe.load(str(config), ["train.overrides.max_steps=8"])), stage
+
+
+def test_unfinished_training_without_checkpoint_starts_over_with_new_settings(tmp_path, capsys):
+    from sftkit.rounds import command
+
+    plan, stage = _unfinished_training(tmp_path, checkpoint=False)
+    command.check(plan)
+    assert not stage.partial.exists()  # the next start writes the new settings into a fresh folder
+    out = capsys.readouterr().out
+    assert "round 1 train: the unfinished training" in out and "max_steps: 5 -> 8" in out and "starts over" in out
+
+
+def test_unfinished_training_with_checkpoint_is_refused_saying_how_to_start_over(tmp_path):
+    from sftkit.rounds import command
+
+    plan, stage = _unfinished_training(tmp_path, checkpoint=True)
+    with pytest.raises(SftkitError) as error:
+        command.check(plan)
+    message = str(error.value)
+    assert f"round 1 train (unfinished, in {stage.partial}): train.overrides.max_steps: 5 -> 8" in message
+    assert f"remove {stage.partial} to start that round's training over" in message
+    assert (stage.partial / "global_step_2").is_dir()
 
 
 def _record(result: dict, seconds: float = 1.0) -> dict:

@@ -3,9 +3,11 @@ grade -> curate + split -> fine-tune -> evaluate, resumable at stage granularity
 
 Before any work: the recipe is checked (recipe.py), every finished stage's settings are compared with what the
 recipe gives now (plan.py) and a change that would invalidate one is refused with the differences; an unfinished
-training started with other settings too. Then each unfinished stage runs (steps.py) and is published (stages.py);
-`rounds.jsonl` / `rounds.png` are rewritten after each round. A rerun of a finished run does nothing. A
-pre-emption (SIGTERM/SIGUSR1, or the training's exit code 75) exits with 75: rerun the same command to continue.
+training started with other settings too when it has checkpoints (without one it starts over). The training of
+every round is resolved too (`sftkit train`'s own checks), so that a bad value in train.overrides fails now.
+Then each unfinished stage runs (steps.py) and is published (stages.py); `rounds.jsonl` / `rounds.png` are
+rewritten after each round. A rerun of a finished run does nothing. A pre-emption (SIGTERM/SIGUSR1, or the
+training's exit code 75) exits with 75: rerun the same command to continue.
 """
 
 from __future__ import annotations
@@ -57,15 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check(plan: Plan) -> None:
-    """Load the records of the finished stages; refuse when the recipe changed under one of them."""
-    problems = []
+    """Load the records of the finished stages; refuse when the recipe changed under one of them, or under an
+    unfinished training that has checkpoints (resuming would mix settings). An unfinished training without one is
+    started over with the new settings, as an unfinished generation or data stage is."""
+    from sftkit.checkpoint.layout import find_latest  # imports torch: seconds
+
+    problems, resumable, restart = [], [], []
     for stage in plan.stages():
         record = stages.finished(stage)
         if record is None:
             pending = stages.pending(stage) if stage.name == "train" else None
-            if pending is not None:
-                diff = stages.differences(pending["settings"], plan.settings(stage))
+            diff = stages.differences(pending["settings"], plan.settings(stage)) if pending is not None else []
+            if diff and find_latest(stage.partial) is None:
+                restart.append((stage, diff))
+            elif diff:
                 problems += [f"{stage.label} (unfinished, in {stage.partial}): {d}" for d in diff]
+                resumable.append(stage)
             continue
         problems += [f"{stage.label}: {d}" for d in stages.differences(record["settings"], plan.settings(stage))]
         for r, name in plan.upstream(stage):
@@ -75,11 +84,20 @@ def check(plan: Plan) -> None:
         plan.records[(stage.round, stage.name)] = record
     if problems:
         listed = "\n  ".join(problems)
+        partial = "".join(
+            f"\n{s.label} is unfinished and has checkpoints made with the old settings, which it would resume "
+            f"from: remove {s.partial} to start that round's training over with the new ones."
+            for s in resumable
+        )
         raise SftkitError(
             f"the rounds recipe changed since these stages were made in {plan.out}:\n  {listed}\nRerun with the "
             "settings they were made with, use another output_dir, or remove those stages' folders (and the later "
-            "rounds') to redo them."
+            f"rounds') to redo them.{partial}"
         )
+    for stage, diff in restart:
+        print(f"{stage.label}: the unfinished training in {stage.partial} has no checkpoint yet and was started "
+              f"with other settings ({'; '.join(diff)}): it starts over with the new ones", flush=True)  # fmt: skip
+        shutil.rmtree(stage.partial)
 
 
 def run_stage(plan: Plan, stage: Stage, accelerate: str | None) -> None:
@@ -125,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(recipe.load(args.config, args.overrides))
     if args.accelerate_config:
         launch.train_command(args.accelerate_config)  # a missing config is an error now
+    steps.check_training(plan, args.accelerate_config)  # a bad value in train.overrides is an error now
     plan.files, plan.base_model  # noqa: B018 (missing input files and recipe are errors now)
     plan.out.mkdir(parents=True, exist_ok=True)
     lock = _lock(plan)

@@ -16,7 +16,7 @@ from sftkit.errors import SftkitError
 from sftkit.supervise import run_training
 from sftkit.training.preempt import EXIT_PREEMPTED, SIGNALS
 
-__all__ = ["EXIT_PREEMPTED", "Preempted", "stop_on_signals", "train_command", "run_training"]
+__all__ = ["EXIT_PREEMPTED", "Preempted", "accelerate_settings", "stop_on_signals", "train_command", "run_training"]
 
 
 class Preempted(Exception):
@@ -42,6 +42,11 @@ def train_command(accelerate: str | None) -> list[str]:
     """The launcher: this Python's `-m sftkit.train`, or `accelerate launch` with a shipped config name or a path."""
     if not accelerate:
         return [sys.executable, "-m", "sftkit.train"]
+    # `sftkit launch` (accelerate launch that keeps the exit code: 75 when pre-empted, not accelerate's 1)
+    return [sys.executable, "-m", "sftkit.launch", "--config_file", str(_config(accelerate)), "-m", "sftkit.train"]
+
+
+def _config(accelerate: str) -> Path:
     from sftkit import resources
 
     config = Path(accelerate)
@@ -50,5 +55,22 @@ def train_command(accelerate: str | None) -> list[str]:
     if not config.is_file():
         names = sorted(p.stem for p in resources.accelerate_configs().glob("*.yaml"))
         raise SftkitError(f"--accelerate-config {accelerate}: no such file or shipped config ({', '.join(names)})")
-    # `sftkit launch` (accelerate launch that keeps the exit code: 75 when pre-empted, not accelerate's 1)
-    return [sys.executable, "-m", "sftkit.launch", "--config_file", str(config), "-m", "sftkit.train"]
+    return config
+
+
+def accelerate_settings(accelerate: str | None) -> tuple[int, str | None]:
+    """(processes, mixed precision) that the training will have: one process without a config, else the config's
+    num_processes and mixed_precision (what `accelerate launch` gives it as WORLD_SIZE, ACCELERATE_MIXED_PRECISION)."""
+    if not accelerate:
+        return 1, None
+    import yaml
+
+    path = _config(accelerate)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SftkitError(f"--accelerate-config {accelerate}: {path} cannot be read ({exc})") from None
+    if not isinstance(config, dict):
+        raise SftkitError(f"--accelerate-config {accelerate}: {path} is not an accelerate config (a YAML mapping)")
+    precision = config.get("mixed_precision")
+    return int(config.get("num_processes") or 1), str(precision) if precision else None

@@ -14,8 +14,11 @@ memory that vLLM or the model would otherwise keep).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,7 +160,8 @@ def _value(value) -> str:
     return str(value)
 
 
-def train(plan: Plan, stage: Stage, accelerate: str | None) -> dict:
+def train_argv(plan: Plan, stage: Stage) -> list[str]:
+    """`sftkit train`'s arguments for the round: the recipe, train.overrides, then the keys `rounds` sets."""
     from sftkit.rounds.plan import train_recipe_path
 
     r, rc = stage.round, plan.recipe
@@ -173,6 +177,27 @@ def train(plan: Plan, stage: Stage, accelerate: str | None) -> dict:
     ]
     if plan.lora and rc.init == "previous":
         argv.append("merge_lora=true")  # the next round starts from huggingface/merged
+    return argv
+
+
+def check_training(plan: Plan, accelerate: str | None) -> None:
+    """The last round's training resolved now, as `sftkit train` resolves it before its work (sftkit.config.plan:
+    types, ranges, batch sizes for the accelerate config's processes), with its model and data files still to be
+    made: a bad value in train.overrides is an error before any stage runs, not when round 1's training starts."""
+    from sftkit.config.plan import plan_run
+
+    processes, precision = launch.accelerate_settings(accelerate)
+    environ = {**os.environ, **({"ACCELERATE_MIXED_PRECISION": precision} if precision else {})}
+    argv = train_argv(plan, Stage(plan.recipe.rounds, "train", plan.out))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its notes are printed by the training itself
+            plan_run(argv[1], argv[2:], environ=environ, world_size=processes)
+    except SftkitError as exc:
+        raise SftkitError(f"train: {plan.recipe.train_recipe} with train.overrides: {exc}") from None
+
+
+def train(plan: Plan, stage: Stage, accelerate: str | None) -> dict:
+    argv = train_argv(plan, stage)
     print(f"{stage.label}: {' '.join(launch.train_command(accelerate))} {' '.join(argv)}", flush=True)
     code = launch.run_training(launch.train_command(accelerate) + argv, stage.partial / ".stop")
     if code == launch.EXIT_PREEMPTED:
@@ -183,7 +208,7 @@ def train(plan: Plan, stage: Stage, accelerate: str | None) -> dict:
             f"{stage.partial}: fix the cause and rerun the same command.",
             exit_code=code,
         )
-    return {"init_model": plan.init_model(r), **train_numbers(stage.partial)}
+    return {"init_model": plan.init_model(stage.round), **train_numbers(stage.partial)}
 
 
 def train_numbers(folder: Path) -> dict:
