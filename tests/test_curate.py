@@ -135,7 +135,7 @@ def test_decontaminate_drops_leaked_gsm8k_test_problems(tmp_path: Path, capsys):
     assert report["curation"]["rows_decontaminated"] == 6
     assert (d["prompts_dropped"], d["eval_problems_matched"], d["eval_problems"]) == (3, 3, 40)
     assert [m["eval"] for m in d["first_matches"]] == [f"{GSM8K_TEST}:{i}" for i in (1, 2, 3)]
-    said = "decontamination (8-word n-grams, 40 distinct eval problems in 40 rows of 1 files): 6 rows dropped, 3 training"
+    said = "decontamination (8-word n-grams, 40 distinct eval problems in 40 rows of 1 files): 6 rows dropped, 3 "
     assert said in out
     assert f"~ {GSM8K_TEST}:1 'Janet" in out
 
@@ -178,7 +178,8 @@ def test_a_problem_repeated_in_the_eval_file_is_still_decontaminated(tmp_path: P
 def test_short_eval_problems_match_the_same_text_and_are_counted(tmp_path: Path, capsys):
     """A problem shorter than the n-gram has none: it matches a training prompt that is the same text (not one
     that merely contains it), and the summary says how many such problems there are."""
-    evals = write_jsonl(tmp_path / "e.jsonl", [{"problem": r"Compute $\dbinom{8}{4}$."}, {"problem": "What is $1+1$?"}])
+    problems = [{"problem": r"Compute $\dbinom{8}{4}$."}, {"problem": "What is $1+1$?"}]
+    evals = write_jsonl(tmp_path / "e.jsonl", problems)
     train = ["Compute $\\dbinom{8}{4}$.", "what is 1 + 1 ?", "What is $1+1+1$?", r"Compute $\dbinom{8}{4}$ twice."]
     src = write_jsonl(tmp_path / "s.jsonl", [{"prompt": p, "generated_solution": "#### 1"} for p in train])
     out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--decontaminate", evals, "--val-split", "0")
@@ -230,6 +231,7 @@ def test_mix_weights_spread_over_prompts_and_report_shares(tmp_path: Path, capsy
         (["--mix", "{a}:-1"], "a weight > 0"),
         (["{a}", "--mix", "{a}:2"], "is in two sources"),
         (["{a}", "--max-per-prompt", "0"], "keep 1 or more"),
+        (["--mix", "{a}:0.0001"], "300 left out by the weights ("),
         (["{a}", "--decontaminate", "{a}", "--decontaminate-ngram", "0"], "give 1 or more words"),
         (["{a}", "--decontaminate-ngram", "13"], "--decontaminate-ngram without --decontaminate EVAL"),
         (["{a}", "--decontaminate-key", "question"], "--decontaminate-key without --decontaminate EVAL"),

@@ -234,6 +234,10 @@ def _prepare(argv: list[str] | None, prog: str):
     kept = np.flatnonzero(curated.counts > 0)
     if not len(kept):
         dropped = ", ".join(f"{int(mask.sum())} {step}" for step, mask in curated.steps.items())
+        weighed = len(rows) - sum(int(mask.sum()) for mask in curated.steps.values())
+        if weighed:  # rows every step kept and a weight below 1 then left out (--mix FILES:0.0001)
+            weights = ", ".join(f"{s['name']}:{s['weight']:g}" for s in sources if s["weight"] < 1)
+            dropped += f", {weighed} left out by the weights ({weights})"
         raise SftkitError(f"curation dropped every one of the {len(rows)} usable rows ({dropped}): nothing to write")
     val = np.zeros(len(rows), dtype=bool)
     val[kept] = choose_val(rows.prompt[kept], args.val_split, args.seed, args.split_by)
