@@ -60,16 +60,16 @@ def run(plan: RunPlan, callbacks=()):
     from sftkit.stopping import stop_at_once
     from sftkit.training import modeling
 
-    with stop_at_once():  # nothing to save before training: a stop signal ends the run at once (exit 75, main)
-        show_config(plan)
-        quiet_when_logged()
-        t = plan.train
-        dist.agree(lambda: modeling.check_inputs(plan))
-        resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
-        lock = RunLock(t.output_dir)
-        dist.on_main(lambda: (resume.guard_output_dir(t.output_dir, resume_from), lock.acquire()))
+    lock = None
     try:
-        with stop_at_once():
+        with stop_at_once():  # nothing to save before training: a stop signal ends the run at once (exit 75, main)
+            show_config(plan)
+            quiet_when_logged()
+            t = plan.train
+            dist.agree(lambda: modeling.check_inputs(plan))
+            resume_from, saved = resume.choose(t.resume_from_checkpoint, t.output_dir)
+            lock = RunLock(t.output_dir)
+            dist.on_main(lambda: (resume.guard_output_dir(t.output_dir, resume_from), lock.acquire()))
             trainer, total_steps = build(plan, resume_from, saved, callbacks)
         trainer.stop.install()  # from here a stop signal saves at the next step boundary (training/preempt.py)
         try:
@@ -89,7 +89,8 @@ def run(plan: RunPlan, callbacks=()):
             trainer.stop.restore()  # the stop contract holds until the run's last file is written
         return trainer
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def build(plan: RunPlan, resume_from, saved, callbacks=()):
