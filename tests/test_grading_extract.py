@@ -246,6 +246,30 @@ def test_grader_ii_rules(text: str, gold: str, correct: bool):
         ("**5. FORMAT:**\n\n$\\boxed{4\\$} = \\boxed{6}$", "6"),
         ("So $a = \\boxed{3}$ and $b = \\boxed{4}$", "3, 4"),
         ("Part (a) $\\boxed{3}$, part (b) $\\boxed{5}$", "3, 5"),
+        # second round: a word marker's closing "**" is not the answer; the sentence after it is read, its bold value
+        # first
+        ("**Answer:** The largest angle in the quadrilateral measures **120 degrees**.", "120 degrees"),
+        ("**Answer:** 7", "7"),
+        ("*Answer:* 7", "7"),
+        ("The answer is **7**.", "**7**"),  # the bold opens after the marker: the answer's own
+        ("**Answer:** For $x = 60$, the largest angle is **120**, twice $x$.", "120"),
+        ("**Answer:** The legs are **3** and **4**.", "3, 4"),  # two bold values: the statement is read
+        # a bold number right after the verb, before a colon that lists details
+        ("The graph of the parabola has **two** y-intercepts: (0, 2 + √5) and (0, 2 - √5).", "2"),
+        ("So there are exactly **3** solutions: $x = 1$, $x = 2$ and $x = 4$.", "3"),
+        ("So there are two cases: $x = 4$ and $x = 9$.", "x = 4, x = 9"),  # not bold
+        ("In **two** cases: $x = 4$ and $x = 9$.", "x = 4, x = 9"),  # not after a verb
+        ("So the number of intercepts is **two**.", "2"),  # a bold number in words is a value
+        # a box holding a sentence gives the sentence's answer; a value with a unit in a box stays whole
+        ("**5. FORMAT:**\n\n\\boxed{Jim walks 200 feet less than Martha.}", "200"),
+        ("$\\boxed{The area is $2\\sqrt{5}$ square units.}$", "2\\sqrt{5}"),
+        ("$\\boxed{2\\sqrt{5} \\text{ square units}}$", "2\\sqrt{5} \\text{ square units}"),
+        ("$\\boxed{\\text{No solution}}$", "\\text{No solution}"),
+        # "the final answer is" followed by words that state no answer is no marker: the box before it stands
+        ("So $\\boxed{7}$.\n\n**4. VERIFY:** The final answer is consistent with the given information.", "7"),
+        ("So $\\boxed{7}$.\n\nThe answer is correct as shown above.", "7"),
+        ("So $\\boxed{7}$.\n\nThe final answer is correct: $8$.", "correct: $8$"),  # a value follows: a marker
+        ("So $\\boxed{7}$.\n\nThe final answer is Monday.", "Monday"),
     ],
 )
 def test_real_solution_endings(text: str, answer: str | None):

@@ -42,6 +42,14 @@ _RETRACTS = re.compile(  # between two boxes: the second replaces the first ("\\
 _EQUATED = re.compile(r"\}[\s$]*=[\s$]*")  # only "=" between two boxes: the second is the first's value
 _HEADING = re.compile(r"\d{1,2}\.\s*[A-Z][A-Za-z ]*:?")  # a numbered step heading ("5. FORMAT:"), not an answer
 _WORDS = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # a sentence, not an answer ("The largest n is 34")
+_BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
+_TEXT = re.compile(r"\\(?:text|textbf|mbox)\s*\{([^{}]*)\}")
+_NOT_AN_ANSWER = re.compile(  # words after "the final answer is" that state no answer: the marker is none
+    r"\W*(?:consistent|correct|incorrect|right|wrong|reasonable|verified|valid|plausible|accurate|confirmed|"
+    r"checked|the same|unchanged|as (?:follows|shown|expected|above|below)|shown|given below|below|above|boxed|"
+    r"expressed|written|presented|clear|obtained|determined|indeed|also)\b",
+    re.I,
+)
 _OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
 _CONCLUDES = re.compile(  # a statement that may conclude with another value (then `prose.py` reads it)
     r"(?:^|[.!?]\s+|\n)\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)"
@@ -89,6 +97,7 @@ def _span_end(rest: str) -> int | None:
 def _after_word_marker(text: str, end: int) -> tuple[str, int]:
     """The answer after "The answer is" / "####" / "Answer:": a whole math span or bold phrase if one opens it,
     else the rest of the line (or of the next non-empty line) up to a full stop or a new clause."""
+    end += _closing_emphasis(text, end)  # "**Answer:** The angle is **120**": the "**" closes the marker's bold
     rest = text[end:]
     skipped = len(rest) - len(rest.lstrip())
     rest = rest.lstrip()
@@ -96,12 +105,41 @@ def _after_word_marker(text: str, end: int) -> tuple[str, int]:
     if span is not None:
         return rest[:span], end + skipped + span
     line = rest.split("\n", 1)[0].strip()
+    full = m.start() if (m := _SENTENCE_END.search(line)) else len(line)
+    bold = _bold_value(line[:full])  # "**Answer:** For $x = 60$, the angle is **120**." -> 120
+    if bold:
+        return bold, end + skipped + full
     stop = min((m.start() for m in (_SENTENCE_END.search(line), _CLAUSE_END.search(line)) if m), default=len(line))
-    if _WORDS.search(_unmath(line[:stop])):  # "Final Answer: The largest $n$ is 34." -> the sentence's answer
-        conclusion = concluding_answer(line[:stop] + ".")
-        if conclusion:
-            return conclusion.answer, end + skipped + stop
-    return line[:stop], end + skipped + stop
+    sentence = _sentence_answer(line[:stop])  # "Final Answer: The largest $n$ is 34." -> the sentence's answer
+    return (sentence or line[:stop]), end + skipped + stop
+
+
+def _closing_emphasis(text: str, end: int) -> int:
+    """Length of the emphasis ("**", "__", "*") right after a word marker that closes one opened before it on its
+    line ("**Answer:** 5", "*Answer:* 5"); 0 if none ("The answer is **5**": that bold is the answer's)."""
+    before = text[text.rfind("\n", 0, end) + 1 : end]
+    for mark, opened in (("**", before.count("**")), ("__", before.count("__")), ("*", before.count("*") % 2)):
+        if text.startswith(mark, end) and opened % 2:  # "**" is tried first: a lone "*" is never half of one
+            return len(mark)
+    return 0
+
+
+def _sentence_answer(text: str) -> str | None:
+    """The answer of `text` read as a concluding statement if it is a sentence ("The largest $n$ is 34", "Jim walks
+    200 feet less than Martha"), its one bold value first ("... measures **120 degrees**"); None if it is no
+    sentence, or states no value."""
+    if not _WORDS.search(_unmath(text)):
+        return None
+    conclusion = concluding_answer(text.rstrip(".") + ".")
+    return _bold_value(text) or (conclusion.answer if conclusion else None)
+
+
+def _bold_value(sentence: str) -> str | None:
+    """The one bold value of a sentence ("The angle measures **120 degrees**"), None if it has none or several."""
+    if not _WORDS.search(_unmath(sentence)):
+        return None
+    bold = [b for b in _BOLD.findall(sentence) if re.search(r"\d", b)]
+    return bold[0] if len(bold) == 1 else None
 
 
 def _unmath(text: str) -> str:
@@ -129,22 +167,46 @@ def _boxes(text: str, last: re.Match) -> tuple[str, int] | None:
 
 
 def _last_marker(text: str) -> re.Match | None:
-    """The last marker of the text (a box, or a word marker such as "The answer is"); None if there is none."""
-    lowered = text.lower()
-    answer = _last(_ANSWER, lowered) if len(lowered) == len(text) else _last(_ANSWER_ANY_CASE, text)
-    found = [m for m in (_last(_BOX, text), _last(_HASHES, text), answer, _last(_QA, text)) if m]
-    return max(found, key=lambda m: m.start(), default=None)
+    """The last marker of the text (a box, or a word marker such as "The answer is"); None if there is none. A word
+    marker followed by words that state no answer ("The final answer is consistent with the steps") is none."""
+    lowered, end = text.lower(), len(text)
+    while True:
+        answer = _last(_ANSWER, lowered, end) if len(lowered) == len(text) else _last(_ANSWER_ANY_CASE, text, end)
+        found = [m for m in (_last(_BOX, text, end), _last(_HASHES, text, end), answer, _last(_QA, text, end)) if m]
+        last = max(found, key=lambda m: m.start(), default=None)
+        if last is None or last.re not in (_ANSWER, _ANSWER_ANY_CASE) or not _no_answer_after(text, last.end()):
+            return last
+        end = last.start()
 
 
-def _last(pattern: re.Pattern, text: str) -> re.Match | None:
-    return max(pattern.finditer(text), key=lambda m: m.start(), default=None)
+def _no_answer_after(text: str, end: int) -> bool:
+    """Do the words after a word marker state no answer: no number, no math, and an opening such as "consistent",
+    "correct", "as follows" ("The final answer is consistent with the given information")?"""
+    line = text[end : end + 300].lstrip().split("\n", 1)[0]
+    sentence = line[: m.start()] if (m := _SENTENCE_END.search(line)) else line
+    return bool(_NOT_AN_ANSWER.match(sentence)) and not re.search(r"[\d$\\=]", sentence)
+
+
+def _last(pattern: re.Pattern, text: str, end: int) -> re.Match | None:
+    return max(pattern.finditer(text, 0, end), key=lambda m: m.start(), default=None)
 
 
 def _marker_answer(text: str, last: re.Match) -> tuple[str, int] | None:
-    """The answer after the marker `last` and where it ends; None if it is a box never closed."""
-    if last.re is _BOX:
-        return _boxes(text, last)
-    return _after_word_marker(text, last.end())
+    """The answer after the marker `last` and where it ends; None if it is a box never closed. A box holding a
+    sentence ("\\boxed{Jim walks 200 feet less than Martha.}") gives the sentence's answer."""
+    if last.re is not _BOX:
+        return _after_word_marker(text, last.end())
+    found = _boxes(text, last)
+    if found and _is_sentence(found[0]):
+        return _sentence_answer(found[0]) or found[0], found[1]
+    return found
+
+
+def _is_sentence(content: str) -> bool:
+    """Is a box's content a sentence: at least three words and, outside its math and `\\text{}`, no LaTeX
+    ("Jim walks 200 feet less than Martha.", not "2\\sqrt{5} \\text{ square units}")?"""
+    words = _TEXT.sub(r"\1", _unmath(content))
+    return "\\" not in words and len(re.findall(r"[A-Za-z]{2,}", words)) >= 3
 
 
 def extract_answer(text: str) -> str | None:

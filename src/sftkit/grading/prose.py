@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from sftkit.grading.numbers import bold_count, bold_piece, number_words
+
 TAIL = 1500  # characters read from the end (from a line start): the concluding statement is there; bounds the time
 SHORT = 400  # a first, shorter window: most concluding statements are in the last lines
 LOOKBACK = 4  # sentences, from the end, that may hold the concluding statement
@@ -52,16 +54,6 @@ _ELABORATION = re.compile(r"\s*(?:this|that|it|note|here|because|since|indeed|ch
 _PARTITIVE = re.compile(r"\s*(?:out\s+of|of(?:\s+the)?)\s*", re.I)  # "6 of the 10 numbers": 10 is the whole
 _RESTATEMENT = re.compile(r".*(?:\b(?:approximately|about|roughly|or|namely)\b|\\approx)", re.I)  # ", or about 33%";
 # ", namely $11$, $13$ and $17$" (the members of what was counted)
-_WORD_VALUES = {w: str(i) for i, w in enumerate("zero _ two three four five six seven eight nine ten eleven twelve "
-    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()) if w != "_"}  # fmt: skip
-_NUMBER_WORD = re.compile(  # "there are three such primes", "the answer is five": a number in words right after the
-    # verb; not "one" (a pronoun as often as a number), nor "two of", "three times", "four-digit", "two cases: ..."
-    r"\b(?:is|are|was|were|be|equals|totals?)\s+(?:exactly\s+|only\s+|just\s+|precisely\s+)?"
-    rf"(?P<word>{'|'.join(_WORD_VALUES)})\b"
-    r"(?![-\u2011]|\s+(?:of|times|more|less|fewer|hundred|thousand|million|billion|and\s+a|halves|thirds|"
-    r"quarters|fourths|fifths|sixths|percent)\b|(?:\s+\w+){0,3}\s*:)",
-    re.I,
-)
 _CONCLUSION = re.compile(
     r"\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)\b", re.I
 )
@@ -91,10 +83,11 @@ def _pieces(text: str, offset: int) -> list[tuple[str, str, int]]:
     for m in _SPAN.finditer(text):
         _text_pieces(moved + text[at : m.start()], offset + at, pieces)
         content = next(g for g in m.groups() if g is not None).strip()
-        if m["b"] is not None:  # **$\frac12$** or **6** or **Evelyn**
-            content = content.strip("$").strip()
+        kind = "math"
+        if m["b"] is not None:  # **$\frac12$** or **6** or **Evelyn**; **two** is the number 2 (kind "bold")
+            kind, content = bold_piece(content.strip("$").strip())
         moved = content[-1] if content[-1:] in (",", ";") else ""  # "$-1,$ $0,$ and $1$": the comma is text
-        pieces.append(("math", content.rstrip(",;").strip(), offset + m.start()))
+        pieces.append((kind, content.rstrip(",;").strip(), offset + m.start()))
         at = m.end()
     _text_pieces(moved + text[at:], offset + at, pieces)
     return pieces
@@ -112,26 +105,13 @@ def _text_pieces(text: str, offset: int, out: list) -> None:
 def _number_words(sentence: list) -> list:
     """A concluding sentence with its numbers in words after the verb as candidates ("Thus there are three such
     primes" -> 3); other sentences are left alone (there, "we checked all three cases" names no answer)."""
-    if not _opens(sentence, _CONCLUSION) or not any(k == "text" and _NUMBER_WORD.search(c) for k, c, _ in sentence):
-        return sentence
-    out = []
-    for kind, content, at in sentence:
-        if kind != "text":
-            out.append((kind, content, at))
-            continue
-        start = 0
-        for m in _NUMBER_WORD.finditer(content):
-            out.append(("text", content[start : m.start("word")], at + start))
-            out.append(("word", _WORD_VALUES[m["word"].lower()], at + m.start("word")))
-            start = m.end("word")
-        out.append(("text", content[start:], at + start))
-    return out
+    return number_words(sentence) if _opens(sentence, _CONCLUSION) else sentence
 
 
 def _sentences(pieces: list[tuple[str, str, int]]) -> list[list[tuple[str, str, int]]]:
     sentences, current = [], []
     for kind, content, at in pieces:
-        if kind == "math":
+        if kind != "text":
             current.append((kind, content, at))
             continue
         parts = _BOUNDARY.split(content)
@@ -146,7 +126,7 @@ def _sentences(pieces: list[tuple[str, str, int]]) -> list[list[tuple[str, str, 
 
 
 def _is_candidate(piece: tuple[str, str, int]) -> bool:
-    if piece[0] == "word":  # a number in words (`_number_words`)
+    if piece[0] in ("word", "bold"):  # a number in words (`_number_words`), a bold number
         return True
     return piece[0] == "math" and bool(piece[1]) and not _NAME.fullmatch(piece[1]) and not _SYMBOL.fullmatch(piece[1])
 
@@ -227,6 +207,9 @@ def _clause_answer(clause: list) -> tuple[str, bool] | None:
 
 
 def _statement_answer(sentence: list) -> tuple[str, bool] | None:
+    counted = bold_count(sentence)
+    if counted:
+        return counted, True
     clauses = _clauses(sentence)
     for i in range(len(clauses) - 1, -1, -1):
         opening = clauses[i][0][1] if clauses[i][0][0] == "text" else ""
