@@ -209,6 +209,21 @@ def test_unfinished_training_with_checkpoint_is_refused_saying_how_to_start_over
     assert (stage.partial / "global_step_2").is_dir()
 
 
+def test_stopped_training_names_how_to_continue_in_the_parents_words(monkeypatch, capsys):
+    """A stopped training says how to resume it: `trainer.resume_from_checkpoint=auto`, or under `rounds` (which
+    resumes it itself and sets SFTKIT_RESUME_HINT) the parent's words."""
+    from types import SimpleNamespace
+
+    from sftkit.training import finish
+
+    monkeypatch.delenv(finish.RESUME_HINT, raising=False)
+    finish._stopped(SimpleNamespace(), Path("out/global_step_3"), "at step 3")
+    assert "global_step_3 is saved; run again with trainer.resume_from_checkpoint=auto" in capsys.readouterr().out
+    monkeypatch.setenv(finish.RESUME_HINT, "rerun the same `sftkit rounds` command to continue")
+    finish._stopped(SimpleNamespace(), Path("out/global_step_3"), "at step 3")
+    assert capsys.readouterr().out.strip().endswith("is saved; rerun the same `sftkit rounds` command to continue")
+
+
 def _record(result: dict, seconds: float = 1.0) -> dict:
     return {"result": result, "seconds": seconds}
 
@@ -402,6 +417,8 @@ def test_sigterm_in_round_2_training_then_rerun_continues_exactly(finished, asse
         time.sleep(0.02)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 75, stdout[-3000:] + stderr[-3000:]
+    assert "is saved; rerun the same `sftkit rounds` command to continue" in stdout  # the training's own line
+    assert "resume_from_checkpoint=auto to finish" not in stdout
     assert not (out / "round_2/train").exists()
     stopped_at = max(int(p.name.split("_")[-1]) for p in (out / "round_2/train.partial").glob("global_step_[0-9]*"))
     assert 0 < stopped_at < 12  # saved where it stopped, mid-training

@@ -197,9 +197,14 @@ def check_training(plan: Plan, accelerate: str | None) -> None:
 
 
 def train(plan: Plan, stage: Stage, accelerate: str | None) -> dict:
+    from sftkit.training.finish import RESUME_HINT
+
     argv = train_argv(plan, stage)
     print(f"{stage.label}: {' '.join(launch.train_command(accelerate))} {' '.join(argv)}", flush=True)
-    code = launch.run_training(launch.train_command(accelerate) + argv, stage.partial / ".stop")
+    hint = {RESUME_HINT: "rerun the same `sftkit rounds` command to continue"}  # rounds resumes it itself
+    code = launch.run_training(
+        launch.train_command(accelerate) + argv, stage.partial / ".stop", {**os.environ, **hint}
+    )
     if code == launch.EXIT_PREEMPTED:
         raise launch.Preempted(f"{stage.label} was pre-empted (exit code 75)")
     if code != 0:

@@ -7,11 +7,14 @@ what is missing of the final checkpoint.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sftkit import dist
 from sftkit.checkpoint import layout, state
 from sftkit.training import nonfinite
+
+RESUME_HINT = "SFTKIT_RESUME_HINT"  # how to continue, in the words of a parent that resumes the run itself (rounds)
 
 
 def finish(plan, trainer) -> Path:
@@ -45,9 +48,8 @@ def stopped_in_training(plan, trainer) -> None:
 
 def _stopped(trainer, path: Path, when: str) -> Path:
     trainer.preempted = True
-    dist.print0(
-        f"stopped {when}: {path} is saved; run again with trainer.resume_from_checkpoint=auto to finish the run"
-    )
+    hint = os.environ.get(RESUME_HINT) or "run again with trainer.resume_from_checkpoint=auto to finish the run"
+    dist.print0(f"stopped {when}: {path} is saved; {hint}")
     return path
 
 
