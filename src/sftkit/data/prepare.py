@@ -23,7 +23,7 @@ from sftkit.data import decontaminate
 from sftkit.data.curate import Rows, curate, mix64
 from sftkit.data.normalize import digest, solution_key
 from sftkit.data.parquet import ParquetSink, kind_of, plan_columns
-from sftkit.data.prepare_options import SUFFIXES, build_parser, parse_args
+from sftkit.data.prepare_options import SUFFIXES, build_parser, mix_source, parse_args
 from sftkit.data.prepare_report import build, format_report, sources_report
 from sftkit.data.rows import DEFAULT_RESPONSE_KEY, RowReport, expand_inputs, iter_rows, response_column
 from sftkit.dist import user_errors
@@ -36,22 +36,11 @@ REPORT = "prepare_report.json"
 OUTPUTS = ("train.parquet", "val.parquet", REPORT)
 
 
-def _source(spec: str) -> dict:
-    pattern, sep, weight = spec.rpartition(":")
-    try:
-        value = float(weight) if sep else float("nan")
-    except ValueError:
-        value = float("nan")
-    if not pattern or not value > 0 or value == float("inf"):
-        raise SftkitError(f"--mix {spec}: give FILE_OR_GLOB:WEIGHT with a weight > 0, e.g. 'runs/round1/*.jsonl:0.5'")
-    return {"name": pattern, "weight": value, "patterns": [pattern]}
-
-
 def _sources(args, report: RowReport) -> tuple[list[dict], list[tuple[Path, int]]]:
     """The sources (FILES with weight 1, then each --mix) and their files, [(file, source index)]: a file in two
     sources is an error (whose weight would it get?)."""
     sources = [{"name": "FILES", "weight": 1.0, "patterns": args.files}] if args.files else []
-    sources += [_source(spec) for spec in args.mix or []]
+    sources += [mix_source(spec) for spec in args.mix or []]
     if not sources:
         raise SftkitError("no input: give FILES and/or --mix FILES:WEIGHT")
     files, owner = [], {}

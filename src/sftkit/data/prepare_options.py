@@ -14,7 +14,7 @@ SUFFIXES = (".jsonl", ".json", ".parquet")
 
 def parse_args(argv: list[str] | None, prog: str = "sftkit prepare") -> argparse.Namespace:
     args = build_parser(prog).parse_args(argv)
-    _check_args(args, _given(prog, argv))
+    check_args(args, _given(prog, argv))
     return args
 
 
@@ -106,7 +106,7 @@ def _given(prog: str, argv: list[str] | None) -> set[str]:
     return {name for name, value in vars(parser.parse_args(argv)).items() if value is not None}
 
 
-def _check_args(args, given: set[str]) -> None:
+def check_args(args, given: set[str]) -> None:
     if not 0 <= args.val_split < 1:
         raise SftkitError(f"--val-split must be a fraction in [0, 1) (0.1 = 10%), got {args.val_split}")
     if args.max_per_prompt is not None and args.max_per_prompt < 1:
@@ -114,3 +114,15 @@ def _check_args(args, given: set[str]) -> None:
     alone = [f"--decontaminate-{name}" for name in ("ngram", "key") if f"decontaminate_{name}" in given]
     if alone and not args.decontaminate:
         raise SftkitError(f"{' and '.join(alone)} without --decontaminate EVAL...: nothing would be checked")
+
+
+def mix_source(spec: str) -> dict:
+    """One `--mix FILE_OR_GLOB:WEIGHT` -> {name, weight, patterns}; a weight must be a number > 0."""
+    pattern, sep, weight = spec.rpartition(":")
+    try:
+        value = float(weight) if sep else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not pattern or not value > 0 or value == float("inf"):
+        raise SftkitError(f"--mix {spec}: give FILE_OR_GLOB:WEIGHT with a weight > 0, e.g. 'runs/round1/*.jsonl:0.5'")
+    return {"name": pattern, "weight": value, "patterns": [pattern]}

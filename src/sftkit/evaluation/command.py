@@ -17,27 +17,13 @@ from pathlib import Path
 
 from sftkit import dist
 from sftkit.dist import user_errors
-from sftkit.errors import SftkitError
 from sftkit.evaluation import backends
 from sftkit.evaluation.generate import Generated, Sampling
 from sftkit.evaluation.grade import DEFAULT_TIMEOUT, Graded, grade_texts
-from sftkit.evaluation.options import DEFAULT_SAMPLED_TEMPERATURE, build_parser
+from sftkit.evaluation.options import build_parser, sampling_of
 from sftkit.evaluation.problems import Problems, load_problems
 from sftkit.evaluation.report import format_summary, make_summary
 from sftkit.grading.judge import CORRECT
-
-
-def _sampling(args) -> Sampling:
-    temperature = args.temperature
-    if temperature is None:
-        temperature = 0.0 if args.samples == 1 else DEFAULT_SAMPLED_TEMPERATURE
-    elif temperature == 0 and args.samples > 1:
-        print(f"note: --temperature 0 is greedy: the {args.samples} samples of a problem will be the same")
-    if args.batch_size < 1:
-        raise SftkitError(f"--batch-size {args.batch_size}: give 1 or more sequences per batch")
-    if args.limit is not None and args.limit < 1:
-        raise SftkitError(f"--limit {args.limit}: give 1 or more problems")
-    return Sampling(args.samples, temperature, args.top_p, args.max_new_tokens, args.seed).check()
 
 
 def _outputs(args) -> tuple[Path, Path | None]:
@@ -116,7 +102,7 @@ def _describe(problems: Problems, args, sampling: Sampling) -> str:
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sampling = _sampling(args)
+    sampling = sampling_of(args)
     output, report_path = _outputs(args)
     problems = load_problems(args.problems, args.prompt_key, args.id_key, args.answer_key, args.metadata_file,
                              args.limit)  # fmt: skip

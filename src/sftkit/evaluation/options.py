@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from sftkit.errors import SftkitError
 from sftkit.evaluation import backends
-from sftkit.evaluation.generate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
+from sftkit.evaluation.generate import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS, Sampling
 
 DEFAULT_SAMPLED_TEMPERATURE = 0.7  # with --samples > 1 and no --temperature: greedy samples would all be equal
 
@@ -55,3 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, keywords in OPTIONS.items():
         p.add_argument(flag, **keywords)
     return p
+
+
+def sampling_of(args) -> Sampling:
+    """The sampling settings of the parsed options, checked (`sftkit eval`; `sftkit rounds` before any stage)."""
+    temperature = args.temperature
+    if temperature is None:
+        temperature = 0.0 if args.samples == 1 else DEFAULT_SAMPLED_TEMPERATURE
+    elif temperature == 0 and args.samples > 1:
+        print(f"note: --temperature 0 is greedy: the {args.samples} samples of a problem will be the same")
+    if args.batch_size < 1:
+        raise SftkitError(f"--batch-size {args.batch_size}: give 1 or more sequences per batch")
+    if args.limit is not None and args.limit < 1:
+        raise SftkitError(f"--limit {args.limit}: give 1 or more problems")
+    return Sampling(args.samples, temperature, args.top_p, args.max_new_tokens, args.seed).check()

@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _workers(requested: int | None) -> int:
+def check_timeout(timeout: float) -> None:
+    if timeout <= 0:
+        raise SftkitError(f"--timeout {timeout}: the time limit per answer must be > 0 seconds")
+
+
+def workers(requested: int | None) -> int:
     if requested is None:
         return dist.cores()
     if requested < 1:
@@ -162,9 +167,8 @@ def _write_outputs(
 @user_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.timeout <= 0:
-        raise SftkitError(f"--timeout {args.timeout}: the time limit per answer must be > 0 seconds")
-    workers = _workers(args.workers)
+    check_timeout(args.timeout)
+    n_workers = workers(args.workers)
     report = RowReport(strict=args.strict)
     files = expand_inputs(args.solutions_file, report, SUFFIXES)
     outputs = check_outputs(args, [*files, Path(args.metadata_file)])  # before any work
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_ids(solutions, meta, args)
 
     start = time.perf_counter()
-    records, n_pairs = _records(solutions, meta.golds, meta.without_answer, args.timeout, workers)
+    records, n_pairs = _records(solutions, meta.golds, meta.without_answer, args.timeout, n_workers)
     seconds = round(time.perf_counter() - start, 3)
 
     summary = summarize(files, records)
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["ids_without_gold_answer"] = _ungraded_ids(records, NO_GOLD)
     summary["metadata"] = meta.info
     summary["bad_rows"] = {"solutions": dict(report.bad), "metadata": dict(meta.report.bad)}
-    summary["grading"] = {"distinct_answers": n_pairs, "seconds": seconds, "workers": workers}
+    summary["grading"] = {"distinct_answers": n_pairs, "seconds": seconds, "workers": n_workers}
     summary["outputs"] = _write_outputs(outputs, records, solutions, meta.golds, files, kinds, args.response_key)
 
     print(format_report(summary))

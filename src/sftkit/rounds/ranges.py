@@ -13,26 +13,25 @@ from sftkit.errors import SftkitError
 
 
 def _evaluation(args: argparse.Namespace, given: set[str]) -> None:
-    from sftkit.evaluation.command import _sampling
+    from sftkit.evaluation.options import sampling_of
 
     with contextlib.redirect_stdout(io.StringIO()):  # its note on greedy samples is printed when the stage runs
-        _sampling(args)
+        sampling_of(args)
 
 
 def _filter(args: argparse.Namespace, given: set[str]) -> None:
-    from sftkit.grading.filter import _workers
+    from sftkit.grading.filter import check_timeout, workers
 
-    _workers(args.workers)
-    if args.timeout <= 0:  # `sftkit filter` makes this check inline in its main(): the same words here
-        raise SftkitError(f"--timeout {args.timeout}: the time limit per answer must be > 0 seconds")
+    workers(args.workers)
+    check_timeout(args.timeout)
 
 
 def _prepare(args: argparse.Namespace, given: set[str]) -> None:
-    from sftkit.data import prepare, prepare_options
+    from sftkit.data.prepare_options import check_args, mix_source
 
-    prepare_options._check_args(args, given)
+    check_args(args, given)
     for spec in args.mix or []:
-        prepare._source(spec)
+        mix_source(spec)
     if args.decontaminate and args.decontaminate_ngram < 1:  # checked by decontaminate.build, which reads the files
         raise SftkitError(f"--decontaminate-ngram {args.decontaminate_ngram}: give 1 or more words")
 
