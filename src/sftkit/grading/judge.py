@@ -20,6 +20,7 @@ from fractions import Fraction
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+from sftkit.grading.evaluated import asks_value, unevaluated
 from sftkit.grading.order import asks_order
 from sftkit.grading.quiet import quiet_math_verify
 
@@ -199,6 +200,8 @@ def _judge_math(gold: str, answer: str, question: str | None = None) -> str:
     gold, answer = _decimal_comma(gold, answer), _decimal_comma(answer, gold)
     if gold.replace(" ", "") == answer.replace(" ", ""):
         return CORRECT
+    if asks_value(question) and unevaluated(gold, answer):  # "Compute $\\dbinom{31}{28}$": "\\frac{31!}{28!3!}"
+        return WRONG
     in_order = _in_order(gold, answer, question)
     if in_order is not None:
         return in_order
@@ -269,9 +272,9 @@ def _same_variable(gold: str, answer: str) -> str:
 
 
 def relevant_question(question: str | None) -> str | None:
-    """The question where a verdict may depend on it (it asks for an order), else None: callers grade each distinct
-    (gold, answer, question) once, and most questions change no verdict (so their pairs stay shared)."""
-    return question if asks_order(question) else None
+    """The question where a verdict may depend on it (it asks for an order, or for a value: `evaluated.py`), else None:
+    callers grade each distinct (gold, answer, question) once, and most questions change no verdict."""
+    return question if asks_order(question) or asks_value(question) else None
 
 
 def judge(gold: str, answer: str | None, question: str | None = None) -> str:
