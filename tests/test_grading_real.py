@@ -19,8 +19,8 @@ from test_grading_competition import measure, ours, plain
 
 REAL = Path(__file__).resolve().parent / "assets" / "grading" / "real"
 PARTS = ("real_tune", "real_heldout")
-FLOORS = {"real_tune": 0.994, "real_heldout": 0.996}  # measured 99.45% and 99.61% (RESULTS.md, 2026-12-03)
-MAX_FALSE_ACCEPTS = {"real_tune": 4, "real_heldout": 4}  # measured 4 and 4
+FLOORS = {"real_tune": 0.999, "real_heldout": 0.996}  # measured 100% and 99.67% (RESULTS.md, second round)
+MAX_FALSE_ACCEPTS = {"real_tune": 0, "real_heldout": 4}  # measured 0 and 4
 
 
 def load() -> list[dict]:
