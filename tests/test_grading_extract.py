@@ -117,8 +117,9 @@ def test_long_solutions_are_read_from_their_end_only():
         "\\boxed{1}\n" * 20000,
         "$1$, which " * 2000 + "is $2$.",
         "The answer is " + "$" * 20000,
+        "The answer is correct. " * 3000,  # word markers that state no answer, each skipped
     ],
-    ids=["spaces", "commas", "long word", "openers", "boxes", "which", "dollars"],
+    ids=["spaces", "commas", "long word", "openers", "boxes", "which", "dollars", "no answer"],
 )
 def test_time_is_bounded_on_pathological_text(text: str):
     """Extraction runs in the parent process, outside the time-limited workers: no regex may blow up."""

@@ -22,6 +22,7 @@ from sftkit.grading.prose import Conclusion, concluding_answer
 MARKER, PROSE = "marker", "prose"
 ANSWER_ONLY = 200  # characters: a longer completion is a solution, not just an answer
 MAX_PARTS, BLOCK = 10, 2000  # boxes read together as one answer: at most so many, within so many characters
+MAX_SKIPPED = 10  # word markers that state no answer ("The answer is correct."), skipped from the end; then none
 ROUTES = (MARKER, PROSE, None)  # None: no final answer found
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # \boxed{...}: the content up to the matching brace
@@ -170,13 +171,14 @@ def _last_marker(text: str) -> re.Match | None:
     """The last marker of the text (a box, or a word marker such as "The answer is"); None if there is none. A word
     marker followed by words that state no answer ("The final answer is consistent with the steps") is none."""
     lowered, end = text.lower(), len(text)
-    while True:
+    for _ in range(MAX_SKIPPED):  # bounded time: each skip rescans the text before the skipped marker
         answer = _last(_ANSWER, lowered, end) if len(lowered) == len(text) else _last(_ANSWER_ANY_CASE, text, end)
         found = [m for m in (_last(_BOX, text, end), _last(_HASHES, text, end), answer, _last(_QA, text, end)) if m]
         last = max(found, key=lambda m: m.start(), default=None)
         if last is None or last.re not in (_ANSWER, _ANSWER_ANY_CASE) or not _no_answer_after(text, last.end()):
             return last
         end = last.start()
+    return None
 
 
 def _no_answer_after(text: str, end: int) -> bool:
