@@ -176,17 +176,20 @@ def test_a_problem_repeated_in_the_eval_file_is_still_decontaminated(tmp_path: P
 
 
 def test_short_eval_problems_match_the_same_text_and_are_counted(tmp_path: Path, capsys):
-    """A problem shorter than the n-gram has none: it matches a training prompt that is the same text (not one
-    that merely contains it), and the summary says how many such problems there are."""
+    """A problem shorter than the n-gram has none: it matches a training prompt that is the same text, or opens or
+    closes it (an instruction after or before it), not one that holds other words in its place; the summary says
+    how many such problems there are."""
     problems = [{"problem": r"Compute $\dbinom{8}{4}$."}, {"problem": "What is $1+1$?"}]
     evals = write_jsonl(tmp_path / "e.jsonl", problems)
-    train = ["Compute $\\dbinom{8}{4}$.", "what is 1 + 1 ?", "What is $1+1+1$?", r"Compute $\dbinom{8}{4}$ twice."]
+    train = ["Compute $\\dbinom{8}{4}$.", "what is 1 + 1 ?", "What is $1+1+1$?", r"Compute $\dbinom{8}{4}$ twice.",
+             "Solve step by step. Put the answer in \\boxed{}.\n\nWhat is $1+1$?",  # the sample's format
+             "What is  $1+1$?\nPlease reason step by step.", "Then: what is $1+1+1$?"]  # fmt: skip
     src = write_jsonl(tmp_path / "s.jsonl", [{"prompt": p, "generated_solution": "#### 1"} for p in train])
     out, report = run(capsys, src, "--output-dir", tmp_path / "o", "--decontaminate", evals, "--val-split", "0")
     d = report["curation"]["decontamination"]
-    assert (d["eval_problems_short"], d["prompts_dropped"], d["eval_problems_matched"]) == (2, 2, 2)
-    assert sorted(r["prompt"] for r in rows(tmp_path / "o")) == sorted(train[2:])
-    assert "2 eval problems shorter than 8 words: matched only by a training prompt that is the same text" in out
+    assert (d["eval_problems_short"], d["prompts_dropped"], d["eval_problems_matched"]) == (2, 4, 2)
+    assert sorted(r["prompt"] for r in rows(tmp_path / "o")) == sorted([train[2], train[3], train[6]])
+    assert "2 eval problems shorter than 8 words: matched only by a training prompt that is, opens or closes" in out
 
 
 def test_bad_eval_rows_are_counted_and_shown_and_fatal_with_strict(tmp_path: Path, capsys):
@@ -289,3 +292,33 @@ def test_a_stop_while_writing_leaves_the_earlier_outputs_and_no_temporary_file(t
     err = capfd.readouterr().err
     assert "SIGTERM received: prepare stopped, nothing written" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing else, nothing changed
+
+
+def test_a_stop_while_the_outputs_are_put_in_place_waits_for_all_three(tmp_path: Path, capfd, monkeypatch):
+    """A SIGTERM sent to the process (here from another thread, as `kill` may reach one of pyarrow's) while the
+    outputs replace the earlier ones: all three are replaced, then prepare stops (exit 75) and says so."""
+    import os
+    import signal
+    import threading
+
+    from sftkit.data.parquet import ParquetSink
+
+    out = tmp_path / "o"
+    argv = [str(SAMPLE / "solutions_0.jsonl"), "--output-dir", str(out)]
+    assert prepare.main(argv) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    publish = ParquetSink.publish
+
+    def publish_under_a_signal(self):
+        sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+        sender.start()
+        sender.join()
+        publish(self)
+
+    monkeypatch.setattr(ParquetSink, "publish", publish_under_a_signal)
+    capfd.readouterr()
+    assert prepare.main([*argv, "--overwrite", "--max-per-prompt", "1", "--val-split", "0.2"]) == 75
+    assert "SIGTERM received: prepare stopped, after its outputs were written in full" in capfd.readouterr().err
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(after) == sorted(before) and all(after[name] != before[name] for name in before)
+    assert json.loads(after["prepare_report.json"])["split"]["val_split"] == 0.2

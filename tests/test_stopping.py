@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from sftkit.stopping import Stopped, signals_held, stop_at_once
+from sftkit.stopping import Stopped, signals_deferred, stop_at_once
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
@@ -38,11 +38,31 @@ def test_a_caller_that_handles_sigterm_keeps_its_handlers():
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_held_signals_wait_until_the_block_is_done():
+def test_deferred_signals_wait_until_the_block_is_done_then_take_their_course():
+    """Sent from another thread too (pyarrow's threads take a signal sent to the process): the block finishes,
+    then the previous handler runs."""
+    import threading
+
     done = []
     with pytest.raises(Stopped), stop_at_once():
-        with signals_held():
-            os.kill(os.getpid(), signal.SIGTERM)
-            done.append("after the signal")
+        with signals_deferred():
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+            sender.start()
+            sender.join()
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("after the signals")
         done.append("not reached")
-    assert done == ["after the signal"]
+    assert done == ["after the signals"]
+
+
+def test_an_ignored_signal_stays_ignored():
+    """A background job or `nohup` ignores SIGINT/SIGHUP: stop_at_once must not make it stop on them."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_at_once():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # nothing happens
+        with signals_deferred():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -4,7 +4,7 @@ SIGTERM/SIGUSR1 (SLURM, cloud schedulers, `scancel`) and Ctrl-C. Training saves 
 runs (training/preempt.py); before that (planning, tokenizing, loading the model) and in `sftkit prepare` there is
 nothing to save, and a stop must not wait (a long tokenization outlasts a scheduler's grace period) nor leave
 half-written files: `stop_at_once` turns the signal into `Stopped`, which unwinds through the code's cleanup.
-`signals_held` holds them back while a few outputs are published together (all of them or none).
+`signals_deferred` holds them back while a few outputs are published together (all of them or none).
 Torch-free: `sftkit prepare` imports it.
 """
 
@@ -32,8 +32,9 @@ class Stopped(BaseException):
 @contextlib.contextmanager
 def stop_at_once(unless_handled: bool = False) -> Iterator[Callable[[], None]]:
     """While the block runs, a stop signal raises Stopped; yields `disarm()`, which gives the signals back to their
-    previous handlers early. `unless_handled`: leave them to a caller that handles SIGTERM itself (`sftkit rounds`
-    runs `prepare` in its own process and stops it its own way)."""
+    previous handlers early. A signal the process ignores stays ignored (`nohup`, a background job's SIGINT).
+    `unless_handled`: leave them to a caller that handles SIGTERM itself (`sftkit rounds` runs `prepare` in its own
+    process and stops it its own way)."""
     previous: dict[int, object] = {}
 
     def _raise(signum, frame) -> None:
@@ -47,7 +48,8 @@ def stop_at_once(unless_handled: bool = False) -> Iterator[Callable[[], None]]:
     main = threading.current_thread() is threading.main_thread()
     handled = unless_handled and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
     if main and not handled:
-        previous.update({sig: signal.signal(sig, _raise) for sig in (*SIGNALS, INTERRUPT)})
+        wanted = [sig for sig in (*SIGNALS, INTERRUPT) if signal.getsignal(sig) is not signal.SIG_IGN]
+        previous.update({sig: signal.signal(sig, _raise) for sig in wanted})
     try:
         yield disarm
     finally:
@@ -55,10 +57,20 @@ def stop_at_once(unless_handled: bool = False) -> Iterator[Callable[[], None]]:
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Stop signals wait until the block is done (then take their course)."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {*SIGNALS, INTERRUPT})
+def signals_deferred() -> Iterator[None]:
+    """A stop signal waits until the block is done, then takes its course (its previous handler runs). Handlers,
+    not a signal mask: a mask holds signals back for this thread only, and pyarrow's threads would take a SIGTERM
+    sent to the process and die of it."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [sig for sig in (*SIGNALS, INTERRUPT) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in wanted}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])

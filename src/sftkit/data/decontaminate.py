@@ -15,6 +15,7 @@ many such problems there are. Every eval file must exist, and its bad rows are c
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -72,9 +73,9 @@ class Decontaminator:
         if found is None:
             found = -1
             tokens = words(prompt)
-            short = self.whole.get(" ".join(tokens)) if len(tokens) < self.n else None
+            short = self._whole_problem(tokens, prompt)
             if short is not None:
-                self.matches.append(Match(where, _short(prompt), self.problems[short], " ".join(tokens)))
+                self.matches.append(Match(where, _short(prompt), self.problems[short], self.problems[short].text))
                 found = len(self.matches) - 1
             for i in range(len(tokens) - self.n + 1 if found < 0 else 0):
                 gram = " ".join(tokens[i : i + self.n])
@@ -85,6 +86,25 @@ class Decontaminator:
                     break
             self.checked[prompt_id] = found
         return found >= 0
+
+    def _whole_problem(self, tokens: list[str], prompt: str) -> int | None:
+        """A problem shorter than n words that is the prompt, or opens or closes it (an instruction before or after
+        it): the same words, and the same text at that end of the prompt (so "What is $1+1$?" is not found in
+        "What is $1+1+1$?")."""
+        text = " ".join(prompt.split())
+        for size in self.short_sizes:
+            for part, at_start in ((tokens[:size], True), (tokens[-size:], False)):
+                index = self.whole.get(" ".join(part)) if len(tokens) >= size else None
+                if index is None:
+                    continue
+                problem = " ".join(self.problems[index].text.split())
+                if len(tokens) == size or (text.startswith(problem) if at_start else text.endswith(problem)):
+                    return index
+        return None
+
+    @functools.cached_property
+    def short_sizes(self) -> list[int]:
+        return sorted({len(key.split()) for key in self.whole})
 
     def report(self) -> dict:
         hit = {m.problem.where for m in self.matches}

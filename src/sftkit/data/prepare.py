@@ -29,7 +29,7 @@ from sftkit.data.rows import DEFAULT_RESPONSE_KEY, RowReport, expand_inputs, ite
 from sftkit.dist import user_errors
 from sftkit.errors import SftkitError, closest
 from sftkit.outputs import check_output_dir
-from sftkit.stopping import EXIT_PREEMPTED, Stopped, signals_held, stop_at_once
+from sftkit.stopping import EXIT_PREEMPTED, Stopped, signals_deferred, stop_at_once
 
 __all__ = ["build_parser", "choose_val", "main", "n_val"]
 REPORT = "prepare_report.json"
@@ -167,19 +167,22 @@ def _second_pass(files, keys, outs: dict[str, Path], schema, convert, counts, va
     return list(sinks.values())
 
 
-def _publish(sinks: list, report: Path, numbers: dict) -> None:
-    """train.parquet, val.parquet and prepare_report.json put in place together (the caller holds stop signals
-    back: the earlier outputs are never left beside a new report)."""
+def _publish(sinks: list, report: Path, numbers: dict, done: dict) -> None:
+    """train.parquet, val.parquet and prepare_report.json put in place together: a stop signal waits for all three
+    (the earlier outputs are never left beside a new report), then takes its course. `done` says they are."""
     tmp = report.with_name(f".{report.name}.tmp")
     try:
-        tmp.write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
+        with signals_deferred():
+            tmp.write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n")
+            for sink in sinks:
+                sink.publish()
+            os.replace(tmp, report)
+            done["published"] = True
     except BaseException:
-        tmp.unlink(missing_ok=True)
-        _abort(sinks)
+        if not done:
+            tmp.unlink(missing_ok=True)
+            _abort(sinks)
         raise
-    for sink in sinks:
-        sink.publish()
-    os.replace(tmp, report)
 
 
 def _abort(sinks: list) -> None:
@@ -189,15 +192,14 @@ def _abort(sinks: list) -> None:
 
 @user_errors
 def main(argv: list[str] | None = None, prog: str = "sftkit prepare") -> int:
+    done: dict = {}
     try:
-        with stop_at_once(unless_handled=True) as disarm:  # nothing to save: a stop ends prepare at once
+        with stop_at_once(unless_handled=True):  # nothing to save: a stop ends prepare at once
             sinks, outs, numbers = _prepare(argv, prog)
-            with signals_held():  # a stop signal now waits for the outputs to be in place, then ends the process
-                disarm()
-                _publish(sinks, outs["prepare_report.json"], numbers)
+            _publish(sinks, outs["prepare_report.json"], numbers, done)
     except Stopped as stop:
-        print(f"\n{stop} received: prepare stopped, nothing written (any earlier outputs are unchanged)",
-              file=sys.stderr)  # fmt: skip
+        what = "after its outputs were written in full" if done else "nothing written (earlier outputs unchanged)"
+        print(f"\n{stop} received: prepare stopped, {what}", file=sys.stderr)
         return EXIT_PREEMPTED
     print(format_report(numbers))
     return 0

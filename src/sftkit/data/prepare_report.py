@@ -83,7 +83,7 @@ def _curation_lines(r: dict) -> list[str]:
         if d["eval_problems_short"]:
             lines.append(
                 f"  {d['eval_problems_short']} eval problems shorter than {d['ngram_words']} words: matched only by a "
-                "training prompt that is the same text"
+                "training prompt that is, opens or closes with the same text"
             )
         if d["eval_rows_bad"]:
             lines.append(f"  warning: {d['eval_rows_bad']} eval rows without a readable problem (not checked):")
