@@ -24,6 +24,7 @@ ANSWER_ONLY = 200  # characters: a longer completion is a solution, not just an 
 MAX_PARTS, BLOCK = 10, 2000  # boxes read together as one answer: at most so many, within so many characters
 MAX_SKIPPED = 10  # word markers that state no answer ("The answer is correct."), skipped from the end; then none
 ROUTES = (MARKER, PROSE, None)  # None: no final answer found
+UNCLEAR = ""  # a marker's sentence that states no single plain answer: judged as no answer, never as its text
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")  # \boxed{...}: the content up to the matching brace
 _HASHES = re.compile(r"####(?![ \t]*(?:[A-Za-z]{2}|\*\*|#))")  # GSM8K "#### 72", not a Markdown "#### Case 1:"
@@ -45,10 +46,21 @@ _HEADING = re.compile(r"\d{1,2}\.\s*[A-Z][A-Za-z ]*:?")  # a numbered step headi
 _WORDS = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")  # a sentence, not an answer ("The largest n is 34")
 _BOLD = re.compile(r"\*\*([^*\n]{1,80}?)\*\*")
 _TEXT = re.compile(r"\\(?:text|textbf|mbox)\s*\{([^{}]*)\}")
-_NOT_AN_ANSWER = re.compile(  # words after "the final answer is" that state no answer: the marker is none
-    r"\W*(?:consistent|correct|incorrect|right|wrong|reasonable|verified|valid|plausible|accurate|confirmed|"
-    r"checked|the same|unchanged|as (?:follows|shown|expected|above|below)|shown|given below|below|above|boxed|"
-    r"expressed|written|presented|clear|obtained|determined|indeed|also)\b",
+_NOT_AN_ANSWER = re.compile(  # what follows "the final answer is" when it states no answer: the marker is none.
+    # Narrow on purpose: any other words ("indeed twelve", "also wrong", "below: eight") keep the marker, which then
+    # overrides an earlier box (a false accept costs more than a false reject)
+    r"\W*(?:consistent with\b.*|(?:correct|verified|reasonable)(?:\s+as\s+(?:shown|stated|computed)(?:\s+above)?)?"
+    r"|as expected)\W*",
+    re.I,
+)
+_CONTRAST = re.compile(  # a sentence that negates or contrasts: its bold value or its number may be the one rejected
+    r"\b(?:not|no|never|cannot|can't|isn't|aren't|wasn't|instead|rather|since|because|previously|earlier|before|"
+    r"initially|but|however|although|though|except|wrong|incorrect|mistake|if)\b|n't\b",
+    re.I,
+)
+_NUMBER_WORDS = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand)\b",
     re.I,
 )
 _OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
@@ -112,7 +124,10 @@ def _after_word_marker(text: str, end: int) -> tuple[str, int]:
         return bold, end + skipped + full
     stop = min((m.start() for m in (_SENTENCE_END.search(line), _CLAUSE_END.search(line)) if m), default=len(line))
     sentence = _sentence_answer(line[:stop])  # "Final Answer: The largest $n$ is 34." -> the sentence's answer
-    return (sentence or line[:stop]), end + skipped + stop
+    if stop < full and (sentence is None or _CONTRAST.search(_unmath(line[:stop]))):
+        # "Instead of **12**, the total is 15", "the same as the count, which is 9": the whole sentence is read
+        stop, sentence = full, _sentence_answer(line[:full])
+    return (line[:stop] if sentence is None else sentence), end + skipped + stop
 
 
 def _closing_emphasis(text: str, end: int) -> int:
@@ -125,22 +140,40 @@ def _closing_emphasis(text: str, end: int) -> int:
     return 0
 
 
-def _sentence_answer(text: str) -> str | None:
+def _sentence_answer(text: str, single: bool = False) -> str | None:
     """The answer of `text` read as a concluding statement if it is a sentence ("The largest $n$ is 34", "Jim walks
     200 feet less than Martha"), its one bold value first ("... measures **120 degrees**"); None if it is no
-    sentence, or states no value."""
+    sentence, or states no value; UNCLEAR ("": no answer) where it states a bold value and another plain number
+    ("The area is **12**, and the perimeter is 14"), or, with `single`, unless it states one answer plainly: no
+    negation or contrast ("The sum cannot be 12"), no second value ("There are 5 red and 7 blue balls")."""
     if not _WORDS.search(_unmath(text)):
         return None
+    bold = _bold_value(text)
+    if bold:
+        return bold
     conclusion = concluding_answer(text.rstrip(".") + ".")
-    return _bold_value(text) or (conclusion.answer if conclusion else None)
+    if conclusion is None:
+        return None
+    contrast, several = _CONTRAST.search(_unmath(text)), len(conclusion.mentions) != conclusion.answer.count(", ") + 1
+    two = several and _BOLD.search(text) and _other_number(text)  # "The area is **12**, and the perimeter is 14"
+    return UNCLEAR if (single and (contrast or several)) or (two and not contrast) else conclusion.answer
 
 
 def _bold_value(sentence: str) -> str | None:
-    """The one bold value of a sentence ("The angle measures **120 degrees**"), None if it has none or several."""
-    if not _WORDS.search(_unmath(sentence)):
+    """The one bold value of a sentence ("The angle measures **120 degrees**"); None if it has none or several, if
+    the sentence negates or contrasts ("It is not **12**", "Instead of **12**, ...", "Since **60** is too small")
+    or states another plain number ("The area is **12**, and the perimeter is 14"): the bold may be the value
+    rejected, and the sentence is read as a concluding statement instead."""
+    if not _WORDS.search(_unmath(sentence)) or _CONTRAST.search(_unmath(sentence)):
         return None
     bold = [b for b in _BOLD.findall(sentence) if re.search(r"\d", b)]
-    return bold[0] if len(bold) == 1 else None
+    return bold[0] if len(bold) == 1 and not _other_number(sentence) else None
+
+
+def _other_number(sentence: str) -> bool:
+    """Does the sentence state a plain number outside its bold ("The area is **12**, and the perimeter is 14")?"""
+    rest = _BOLD.sub(" ", sentence)
+    return bool(re.search(r"\d", _unmath(rest)) or re.search(r"\$\s*-?\d[\d,.]*\s*\$", rest))
 
 
 def _unmath(text: str) -> str:
@@ -182,11 +215,13 @@ def _last_marker(text: str) -> re.Match | None:
 
 
 def _no_answer_after(text: str, end: int) -> bool:
-    """Do the words after a word marker state no answer: no number, no math, and an opening such as "consistent",
-    "correct", "as follows" ("The final answer is consistent with the given information")?"""
+    """Do the words after a word marker state no answer: the rest of the sentence is "consistent with ...",
+    "correct", "verified", "reasonable" or "as expected", with no number, number word or math ("The final answer is
+    consistent with the given information"; not "The answer is correct only if we subtract two")?"""
     line = text[end : end + 300].lstrip().split("\n", 1)[0]
     sentence = line[: m.start()] if (m := _SENTENCE_END.search(line)) else line
-    return bool(_NOT_AN_ANSWER.match(sentence)) and not re.search(r"[\d$\\=]", sentence)
+    plain = not re.search(r"[\d$\\=]", sentence) and not _NUMBER_WORDS.search(sentence)
+    return plain and bool(_NOT_AN_ANSWER.fullmatch(sentence))
 
 
 def _last(pattern: re.Pattern, text: str, end: int) -> re.Match | None:
@@ -199,8 +234,9 @@ def _marker_answer(text: str, last: re.Match) -> tuple[str, int] | None:
     if last.re is not _BOX:
         return _after_word_marker(text, last.end())
     found = _boxes(text, last)
-    if found and _is_sentence(found[0]):
-        return _sentence_answer(found[0]) or found[0], found[1]
+    if found and _is_sentence(found[0]):  # its answer where it states one plainly; else the sentence itself
+        answer = _sentence_answer(found[0], single=True)
+        return (found[0] if answer is None else answer), found[1]
     return found
 
 

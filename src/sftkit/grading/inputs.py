@@ -99,7 +99,7 @@ def stated_answer(text: str, require_marker: bool = False) -> tuple[str | None, 
     """(answer, route) of a solution text: its final answer, cleaned (None when it states none), and how it was
     found (extract.MARKER, extract.PROSE; None without an answer). `sftkit eval` grades its texts through this too."""
     found = final_answer(text, require_marker)
-    answer = clean(found.text) if found.text is not None else None
+    answer = (clean(found.text) or None) if found.text else None  # "" (extract.UNCLEAR): no answer
     return answer, (found.route if answer else None)
 
 
