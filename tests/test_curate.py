@@ -239,12 +239,14 @@ def test_mix_weights_spread_over_prompts_and_report_shares(tmp_path: Path, capsy
         (["{a}", "--decontaminate-ngram", "13"], "--decontaminate-ngram without --decontaminate EVAL"),
         (["{a}", "--decontaminate-key", "question"], "--decontaminate-key without --decontaminate EVAL"),
         (["{a}", "--decontaminate", "{a}", "{a}.missing"], "every evaluation file must exist"),
-        (["{a}", "--decontaminate", "{a}", "/nowhere/*.jsonl"], "glob matches no file"),
+        (["{a}", "--decontaminate", "/nowhere/*.jsonl"], "glob matches no file"),
+        (["{a}", "--decontaminate", "{a}"], "is both a training input and a --decontaminate file"),
+        (["{a}", "--decontaminate", "{d}"], "is both a training input and a --decontaminate file"),
     ],
 )
 def test_curation_mistakes_are_messages(tmp_path: Path, capsys, argv: list[str], message: str):
     a = str(SAMPLE / "solutions_0.jsonl")
-    code = prepare.main([x.format(a=a) for x in argv] + ["--output-dir", str(tmp_path / "o")])
+    code = prepare.main([x.format(a=a, d=SAMPLE) for x in argv] + ["--output-dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
 

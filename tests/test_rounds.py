@@ -165,6 +165,9 @@ def test_changed_content_of_mix_or_decontaminate_files_is_refused(tmp_path):
     assert "(1 file)" in diff[1] and "(2 files)" in diff[1]
     with pytest.raises(SftkitError, match="round 1 data: prepare.mix content: "):
         command.check(plan())
+    (tmp_path / "heldout.jsonl").unlink()  # a missing eval file: an error before any stage, not at the data stage
+    with pytest.raises(SftkitError, match="prepare: --decontaminate: every evaluation file must exist"):
+        command.check(plan())
 
 
 def _unfinished_training(tmp_path: Path, checkpoint: bool):

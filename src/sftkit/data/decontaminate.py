@@ -129,6 +129,16 @@ def _text(row: dict, key: str | None) -> str | None:
     return next((row[k] for k in KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
 
 
+def eval_files(patterns: Sequence[str], suffixes: Sequence[str]) -> list[Path]:
+    """The eval files of the patterns; a missing file or an empty glob is an error (the user believes the data is
+    checked against it)."""
+    report = RowReport()
+    files = expand_inputs(patterns, report, suffixes)
+    if report.n_bad:
+        raise SftkitError(f"--decontaminate: every evaluation file must exist.\n{report.summary()}")
+    return files
+
+
 def read_problems(
     patterns: Sequence[str], key: str | None, suffixes: Sequence[str], strict: bool = False
 ) -> tuple[list[EvalProblem], list[Path], RowReport]:
@@ -136,9 +146,7 @@ def read_problems(
     file or an empty glob is an error (the user believes the data was checked against it), as is a file without
     any problem; a bad row is counted and shown (fatal with `strict`)."""
     report = RowReport(strict=strict)
-    files = expand_inputs(patterns, report, suffixes)
-    if report.n_bad:
-        raise SftkitError(f"--decontaminate: every evaluation file must exist.\n{report.summary()}")
+    files = eval_files(patterns, suffixes)
     problems: list[EvalProblem] = []
     seen: set[str] = set()
     for path in files:

@@ -217,6 +217,11 @@ def _prepare(argv: list[str] | None, prog: str):
         decon = decontaminate.build(args.decontaminate, args.decontaminate_ngram, args.decontaminate_key, SUFFIXES,
                                     args.strict)  # fmt: skip
     eval_files = decon.files if decon else []
+    both = {Path(f).resolve() for f in eval_files} & {f.resolve() for f, _ in files}
+    if both:
+        raise SftkitError(
+            f"{sorted(both)[0]} is both a training input and a --decontaminate file: every row of it would be dropped"
+        )
     outs = check_output_dir(args.output_dir, "--output-dir", OUTPUTS, [f for f, _ in files] + eval_files,
                             args.overwrite)  # fmt: skip
     keys = (args.prompt_key, _response_key([f for f, _ in files], args.response_key))

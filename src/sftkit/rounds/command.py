@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.accelerate_config:
         launch.train_command(args.accelerate_config)  # a missing config is an error now
     steps.check_training(plan, args.accelerate_config)  # a bad value in train.overrides is an error now
-    plan.files, plan.base_model  # noqa: B018 (missing input files and recipe are errors now)
+    plan.files, plan.base_model, plan.curation_files  # noqa: B018 (missing input files and recipe are errors now)
     plan.out.mkdir(parents=True, exist_ok=True)
     lock = _lock(plan)
     try:

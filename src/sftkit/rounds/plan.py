@@ -116,6 +116,13 @@ class Plan:
         if prepare.get("mix"):
             out["prepare.mix content"] = [files_content([spec.rpartition(":")[0]], True) for spec in prepare["mix"]]
         if prepare.get("decontaminate"):
+            from sftkit.data.decontaminate import eval_files
+            from sftkit.data.prepare_options import SUFFIXES
+
+            try:  # a missing eval file: an error now, not after the first round's generation
+                eval_files(prepare["decontaminate"], SUFFIXES)
+            except SftkitError as exc:
+                raise SftkitError(f"prepare: {exc}") from None
             out["prepare.decontaminate content"] = files_content(list(prepare["decontaminate"]))
         return out
 
