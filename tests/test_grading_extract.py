@@ -256,8 +256,12 @@ def test_grader_ii_rules(text: str, gold: str, correct: bool):
         ("**Answer:** For $x = 60$, the largest angle is **120**, twice $x$.", "120"),
         ("**Answer:** The legs are **3** and **4**.", "3, 4"),  # two bold values: the statement is read
         # a bold number right after the verb, before a colon that lists details
-        ("The graph of the parabola has **two** y-intercepts: (0, 2 + √5) and (0, 2 - √5).", "2"),
-        ("So there are exactly **3** solutions: $x = 1$, $x = 2$ and $x = 4$.", "3"),
+        # with the values it counts (the judge compares one of the two, by the gold: test_grading_numbers.py)
+        (
+            "The graph of the parabola has **two** y-intercepts: (0, 2 + √5) and (0, 2 - √5).",
+            "2 (namely (0, 2 + √5), (0, 2 - √5))",
+        ),
+        ("So there are exactly **3** solutions: $x = 1$, $x = 2$ and $x = 4$.", "3 (namely x = 1, x = 2, x = 4)"),
         ("So there are two cases: $x = 4$ and $x = 9$.", "x = 4, x = 9"),  # not bold
         ("In **two** cases: $x = 4$ and $x = 9$.", "x = 4, x = 9"),  # not after a verb
         ("So the number of intercepts is **two**.", "2"),  # a bold number in words is a value
@@ -275,3 +279,68 @@ def test_grader_ii_rules(text: str, gold: str, correct: bool):
 )
 def test_real_solution_endings(text: str, answer: str | None):
     assert final_answer(text).text == answer
+
+
+# Third round (issue 23, a review's cases): the second round's rules must not accept wrong solutions. (text, gold,
+# correct), judged without and with a question.
+THIRD_ROUND = {
+    "a marker's one bold value, not when the sentence negates, contrasts or states another number": [
+        ("**Answer:** The angle measures **120 degrees**.", "120", True),
+        ("**Answer:** The angle measures **120 degrees**.", "60", False),
+        ("**Answer:** The angle measures **120 degrees**, not **60 degrees**.", "60", False),
+        ("**Answer:** The angle is not **60 degrees**; it measures 120 degrees.", "60", False),
+        ("**Answer:** The angle is not **60 degrees**; it measures 120 degrees.", "120", True),
+        ("**Answer:** Since **60** is too small, the angle is 120.", "60", False),
+        ("**Answer:** Since **60** is too small, the angle is 120.", "120", True),
+        ("**Answer:** It is not **12**: the total is 15.", "12", False),
+        ("**Answer:** It is not **12**: the total is 15.", "15", True),
+        ("**Final Answer:** We previously got **12** but the correct total is 15.", "12", False),
+        ("**Final Answer:** We previously got **12** but the correct total is 15.", "15", True),
+        ("**Answer:** Instead of **12**, the total is 15.", "12", False),
+        ("**Answer:** Instead of **12**, the total is 15.", "15", True),
+        ("**Answer:** Rather than **12**, the total is 15.", "12", False),
+        ("**Answer:** The area is **12** square units, and the perimeter is 14.", "14", False),  # two values
+        ("**Answer:** The area is **12** square units, and the perimeter is 14.", "12", False),
+        ("**Answer:** **7** apples (not **4**).", "4", False),
+        ("**Answer:** **7** apples (not **4**).", "7", True),
+        ("**Answer:** The two numbers are **3** and **5**.", "3, 5", True),
+        ("**Answer:** The two numbers are **3** and **5**.", "3", False),
+    ],
+    "a box holding a sentence: its answer only where it states one plainly": [
+        ("So $\\boxed{\\text{The sum cannot be } 12}$.", "12", False),
+        ("We conclude $\\boxed{No, 7 is not the number of ways; there are 9}$", "7", False),
+        ("Hence $\\boxed{x = 3 \\text{ is not a solution, so } x = 5}$", "3", False),
+        ("We compute. $\\boxed{There are 5 red and 7 blue balls}$", "5", False),
+        ("We compute. $\\boxed{There are 5 red and 7 blue balls}$", "7", False),
+        ("We compute. $\\boxed{Martha walks 400 feet and Jim walks 200 feet less.}$", "400", False),
+        ("We compute. $\\boxed{Martha walks 400 feet and Jim walks 200 feet less.}$", "200", False),
+        ("We compute. $\\boxed{Jim walks 200 feet less than Martha.}$", "200", True),
+        ("We compute. $\\boxed{Jim walks 200 feet less than Martha.}$", "100", False),
+        ("We compute. $\\boxed{The largest n is 34}$", "34", True),
+        ("$\\boxed{The answer is 12, not 15}$", "15", False),
+    ],
+    "'the final answer is' states no answer only before a few words with no value": [
+        ("So $x=\\boxed{7}$. The final answer is consistent with the given information.", "7", True),
+        ("So $x=\\boxed{7}$. The final answer is consistent with the given information.", "8", False),
+        ("We get $\\boxed{9}$. Therefore, the answer is correct.", "9", True),
+        ("We get $\\boxed{9}$. The answer is verified.", "9", True),
+        ("We get $\\boxed{9}$. The final answer is reasonable as expected.", "9", False),  # not one phrase
+        ("First guess $\\boxed{10}$. Recheck: 3 times 4 is twelve. The answer is indeed twelve.", "10", False),
+        ("First guess $\\boxed{10}$. Wait, that is wrong. The answer is also wrong, recompute later.", "10", False),
+        ("So $\\boxed{10}$. But the final answer is correct only if we subtract two, giving eight.", "10", False),
+        ("We get $\\boxed{9}$. Hence the final answer is below: eight.", "9", False),
+        ("We have $\\boxed{9}$. The final answer is the same: 8.", "9", False),
+        ("The final answer is the same as the number of apples, which is 9.", "9", True),
+        ("The final answer is $\\boxed{12}$. I hope it is correct.", "12", True),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("question", [None, "How many apples are there?"])
+@pytest.mark.parametrize(
+    "text, gold, correct",
+    [c for cases in THIRD_ROUND.values() for c in cases],
+    ids=[f"{r[:40]}:{i}" for r, cs in THIRD_ROUND.items() for i in range(len(cs))],
+)
+def test_third_round_rules_accept_no_wrong_solution(text: str, gold: str, correct: bool, question: str | None):
+    assert (judge(gold, final_answer(text).text, question) == CORRECT) == correct, final_answer(text)

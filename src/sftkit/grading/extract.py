@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from sftkit.grading.numbers import WORD_VALUES
 from sftkit.grading.prose import Conclusion, concluding_answer
 
 MARKER, PROSE = "marker", "prose"
@@ -58,11 +59,7 @@ _CONTRAST = re.compile(  # a sentence that negates or contrasts: its bold value 
     r"initially|but|however|although|though|except|wrong|incorrect|mistake|if)\b|n't\b",
     re.I,
 )
-_NUMBER_WORDS = re.compile(
-    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
-    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand)\b",
-    re.I,
-)
+_NUMBER_WORDS = re.compile(rf"\b(?:one|{'|'.join(WORD_VALUES)}|thirty|forty|fifty|hundred|thousand)\b", re.I)
 _OPENERS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"))
 _CONCLUDES = re.compile(  # a statement that may conclude with another value (then `prose.py` reads it)
     r"(?:^|[.!?]\s+|\n)\s*(?:therefore|thus|hence|so|consequently|in conclusion|finally|overall|in total|altogether)"

@@ -21,6 +21,7 @@ from fractions import Fraction
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from sftkit.grading.evaluated import asks_value, unevaluated
+from sftkit.grading.numbers import counted
 from sftkit.grading.order import asks_order
 from sftkit.grading.quiet import quiet_math_verify
 
@@ -282,7 +283,9 @@ def judge(gold: str, answer: str | None, question: str | None = None) -> str:
     problem's text where known, tells whether a list's order matters (`order.asks_order`)."""
     if answer is None or not clean(answer):
         return NO_ANSWER
-    raw_gold, raw, gold, answer = gold, answer, clean(gold), clean(answer)
+    raw_gold, gold = gold, clean(gold)
+    raw = counted(len(_split_top(gold, ",")), answer)  # "2 (namely x = 4, x = 5)": the count or the listed values
+    answer = clean(raw)
     kind = _kind(gold)
     if kind == "choice":
         letters = _letters(answer)

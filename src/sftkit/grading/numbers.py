@@ -3,7 +3,8 @@
 - `number_words(sentence)`: the numbers in words right after the verb ("Thus there are three such primes" -> 3).
 - `bold_piece(content)`: a bold phrase's kind: "bold" for a number ("**6**", "**two**" -> 2), else "math".
 - `bold_count(sentence)`: a bold number right after the verb, before a colon that lists details ("The graph has
-  **two** y-intercepts: (0, 1) and (0, 3)" -> 2): the details are not the answer.
+  **two** y-intercepts: (0, 1) and (0, 3)" -> "2 (namely (0, 1), (0, 3))"); `counted(gold_items, answer)`: which
+  of the two the judge compares, by the gold (the listed values for a list, else the count).
 
 A sentence is a list of (kind, content, offset) pieces: "text", "math" (a math span), "word" (a number in words),
 "bold" (a bold number).
@@ -31,6 +32,9 @@ _VERB_BEFORE = re.compile(  # "has **two** y-intercepts: ...", "there are exactl
     re.I,
 )
 _COLON_AFTER = re.compile(r"[^.:;,$\n]{1,40}:")  # " y-intercepts: (0, 2 + √5) and (0, 2 - √5)"
+NAMELY = " (namely "  # "2 (namely (0, 1), (0, 3))": a count with the values it counts
+_COUNTED = re.compile(rf"(?P<count>-?\d+(?:,\d{{3}})*){re.escape(NAMELY)}(?P<listed>.+)\)", re.S)
+_LIST_GLUE = re.compile(r"\s*,?\s*\band\s+")  # "x = 4 and x = 5", "1, 2, and 4": the items' "and"
 
 
 def number_words(sentence: list) -> list:
@@ -58,11 +62,25 @@ def bold_piece(content: str) -> tuple[str, str]:
 
 
 def bold_count(sentence: list) -> str | None:
-    """A bold number right after the verb, before a colon that lists details: "The graph has **two** y-intercepts:
-    (0, 1) and (0, 3)" -> "2"; None if there is none."""
+    """A bold number right after the verb, before a colon that lists details, with the details it counts: "The graph
+    has **two** y-intercepts: (0, 1) and (0, 3)" -> "2 (namely (0, 1), (0, 3))" (`counted` reads it back); None if
+    there is none."""
     for i in range(1, len(sentence) - 1):
         before, piece, after = sentence[i - 1], sentence[i], sentence[i + 1]
         if piece[0] == "bold" and before[0] == after[0] == "text":
             if _VERB_BEFORE.search(before[1]) and _COLON_AFTER.match(after[1]):
-                return piece[1]
+                details = "".join(content for _, content, _ in sentence[i + 1 :]).split(":", 1)[1]
+                listed = _LIST_GLUE.sub(", ", details.strip().rstrip(".").strip())
+                return f"{piece[1]}{NAMELY}{listed})"
     return None
+
+
+def counted(gold_items: int, answer: str) -> str:
+    """The answer to judge of a count with its details ("2 (namely x = 4, x = 5)", `bold_count`): the listed values
+    where the gold is a list of `gold_items` > 1 ("4, 5"), else the count; any other answer as it is.
+    Extraction does not see the gold, and a question that asks "how many" can still have a list for its gold
+    ("How many solutions, and which?"): the gold decides."""
+    found = _COUNTED.fullmatch(answer)
+    if not found:
+        return answer
+    return found["listed"] if gold_items > 1 else found["count"]
