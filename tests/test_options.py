@@ -206,6 +206,14 @@ def test_save_and_eval_strategies():
         plan("eval_strategy=no", "eval_steps=5")
 
 
+@pytest.mark.parametrize("token", ["learning_rate=-1", "optim.lr=-1e-5", "weight_decay=-0.1", "warmup_steps=-2"])
+def test_negative_rates_are_refused_before_any_work(token):
+    """torch refuses a negative learning rate or weight decay only when it builds the optimizer, after the data is
+    tokenized and the model loaded; a negative warm-up counted nothing."""
+    with pytest.raises(SftkitError, match=r"=-.* \(command line\) must be >= 0"):
+        plan(token)
+
+
 def test_fp16_without_a_gpu_is_refused():
     with pytest.raises(SftkitError, match="fp16=true.*needs a GPU"):
         plan("fp16=true")

@@ -24,6 +24,9 @@ def apply_inherited(v: dict[str, Any], s) -> None:
     _loggers(v, s)
     if not 0 <= v["lora_dropout"] < 1:
         raise SftkitError(f"model.lora_dropout={v['lora_dropout']} ({s.origin('lora_dropout')}) must be in [0, 1)")
+    for name in ("learning_rate", "weight_decay", "warmup_steps"):  # torch refuses them after the model loads
+        if v[name] is not None and v[name] < 0:
+            raise SftkitError(f"{name}={v[name]} ({s.origin(name)}) must be >= 0")
     if v["completion_only_loss"] is False:
         raise SftkitError(
             f"completion_only_loss=false ({s.origin('completion_only_loss')}): sftkit trains the response of each "
