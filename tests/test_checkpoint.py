@@ -190,7 +190,8 @@ KILLER = textwrap.dedent("""
 
 @pytest.mark.parametrize(
     "point", ["file1", pytest.param("file2", marks=pytest.mark.extended),
-              pytest.param("file4", marks=pytest.mark.extended), "before-latest"],
+              pytest.param("file4", marks=pytest.mark.extended),
+              pytest.param("before-latest", marks=pytest.mark.extended)],
 )  # fmt: skip
 def test_sigkill_during_a_save_leaves_earlier_checkpoints_and_resume_continues(assets, tmp_path, point):
     out = tmp_path / "run"

@@ -137,6 +137,7 @@ def test_token_budget_steps_match_across_world_sizes(assets, tmp_path):
         assert b[step] == pytest.approx(a[step], rel=1e-5), step
 
 
+@pytest.mark.extended  # two processes, 11 s: CI runs it in make test-extended
 def test_a_user_error_is_printed_once_and_every_rank_exits_non_zero(assets, tmp_path):
     proc = launch("torchrun", overrides(assets, tmp_path / "o", train_files=f"[{tmp_path / 'missing.parquet'}]"),
                   expect=1)  # fmt: skip

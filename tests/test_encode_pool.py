@@ -105,8 +105,9 @@ def test_workers_die_with_their_parent(tmp_path, sig):
 @pytest.mark.extended
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_run_killed_while_tokenizing_can_be_run_again(assets, tmp_path, sig):
-    """The real command, killed mid-build: no worker is left, and the rerun (auto resume) is not refused for a
-    lock, and removes the killed build's temporary folder."""
+    """The real command, stopped mid-build: no worker is left; a SIGTERM ends it at once with exit 75 and removes
+    its temporary folder itself (nothing to save before training), a SIGKILL leaves the folder, and the rerun (auto
+    resume) is not refused for a lock and removes it."""
     out, cache_dir = tmp_path / "run", tmp_path / "cache"
     common = [f"model_name_or_path={assets['model']}", f"output_dir={out}", "val_files=[]", "max_length=256",
               "train_batch_size=8", "per_device_train_batch_size=4", "logger=console", "save_steps=0",
@@ -118,7 +119,8 @@ def test_a_run_killed_while_tokenizing_can_be_run_again(assets, tmp_path, sig):
     workers = kill_mid_build(proc, cache_dir, sig)
     assert_all_gone(workers)
     stale = list(cache_dir.glob(".tmp-examples-*"))
-    assert stale  # what the killed build left
+    assert proc.returncode == (75 if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert bool(stale) == (sig == signal.SIGKILL)  # what the killed build left; a stopped one cleans up
     again = sftkit_process("train", *common, f"train_files=[{assets['train']}]", "max_steps=1",
                            env={"SFTKIT_CACHE_DIR": str(cache_dir)})  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]

@@ -15,6 +15,7 @@ from sftkit import tiny
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 
+@pytest.mark.extended  # raw fully_shard, 9 s; the default suite runs the real FSDP2 path (test_fsdp2_accelerate.py)
 def test_fsdp2_gather_save_and_load_into_another_sharding(tmp_path):
     model_dir = tiny.write_tiny_model(tmp_path / "tiny")
     with socket.socket() as s:

@@ -148,6 +148,7 @@ def test_bundled_recipes_exist_for_every_make_target():
         assert base in names and f"{base}-lora" in names
 
 
+@pytest.mark.extended  # a whole run in a subprocess, 12 s: CI runs it in make test-extended
 def test_log_files_get_plain_lines(assets, tmp_path):
     proc = sftkit_process("train", *overrides(assets, tmp_path / "o", max_steps=3, eval_steps=0, save_steps=0))
     assert proc.returncode == 0, proc.stderr[-2000:]
