@@ -28,7 +28,7 @@ def write(path: Path, rows: int, k: int, prompt: int = 100, response: int = 116,
     offsets = pa.array(np.arange(0, batch * tokens + 1, tokens, dtype=np.int32))
     masked = np.tile(np.r_[np.full(prompt, IGNORE), np.ones(response)].astype(np.int32), batch)
     with pa.ipc.new_stream(str(path), schema) as writer:
-        for start in range(0, rows, batch):
+        for _ in range(0, rows, batch):
             prompts = rng.integers(0, 151_000, (batch // k, prompt), dtype=np.int32).repeat(k, axis=0)
             ids = np.concatenate([prompts, rng.integers(0, 151_000, (batch, response), dtype=np.int32)], axis=1)
             flat = ids.reshape(-1)
