@@ -77,8 +77,11 @@ def test_a_stop_signal_to_the_launcher_stops_every_rank_through_the_stop_file_an
            "--main_process_port", str(free_port()), "child.py", "until_stopped"]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("SFTKIT_STOP_FILE", "SFTKIT_SUPERVISED")}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready = [proc.stdout.readline() for _ in range(2)]
-    assert all("ready" in line for line in ready), ready
+    seen = ""  # both ranks write to one pipe: their lines may interleave ("rank 1 readyrank 0 ready\n\n")
+    while not all(f"rank {r} ready" in seen for r in (0, 1)):
+        line = proc.stdout.readline()
+        assert line, seen
+        seen += line
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 75, err[-3000:]
